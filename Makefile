@@ -1,0 +1,44 @@
+# llm4sbr — the two commands a user needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= all
+
+.PHONY: setup run test lint lock clean help
+
+help:
+	@echo "make run    set up the environment and run the workflow on config.yaml"
+	@echo "make test   set up the environment and run the whole test suite"
+	@echo "make lint   ruff + snakemake --lint"
+
+# The virtual environment, rebuilt when the pinned requirements change.
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES)
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check llm4sbr_core workflow_scripts tests benchmarks
+	$(BIN)/snakemake --lint --cores 1
+
+lock:
+	$(BIN)/pip freeze --exclude-editable | grep -v -i '^llm4sbr' \
+	  | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements.lock.new
+	{ head -2 requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock && rm requirements.lock.new
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,27 @@
+# llm4sbr: LLM4SBR (Qiao et al., ACM TOIS 2025) as a Snakemake workflow.
+# Rules only wire files; all logic lives in llm4sbr_core/.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+# Our validator first: it names the offending key and checks cross-references
+# (datasets without settings, unknown sources); snakemake's validate then applies the
+# same schema.
+from llm4sbr_core.config import validate_config
+
+validate_config(config)
+validate(config, "llm4sbr_core/schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+
+
+rule all:
+    input:
+        data_targets(),
+    default_target: True

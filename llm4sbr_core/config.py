@@ -1,0 +1,115 @@
+"""Configuration: JSON-schema validation with defaults, and per-dataset settings.
+
+The schema (``schemas/config.schema.yaml``) is the single source of keys, types and
+defaults. :func:`validate_config` is what the Snakefile calls before any job starts;
+errors name the offending key (``dataset_settings.beauty.split.method``).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+
+#: Defaults that depend on a dataset's raw format.
+FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "amazon": {"encoding": "utf-8", "text_template": "{title}"},
+    "csv": {"encoding": "utf-8", "text_template": "{title}"},
+    "movielens": {"encoding": "latin-1", "text_template": "{title} -- {genres}"},
+    "recbole": {"encoding": "utf-8", "text_template": "{movie_title}"},
+}
+
+
+def load_schema() -> dict[str, Any]:
+    with open(SCHEMA_PATH, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _with_defaults(validator_class):
+    """A validator class that fills ``default`` values of absent properties."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<config>"
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``config`` in place (filling defaults) and return it.
+
+    Raises :class:`ConfigError` naming the first offending key: unknown keys, wrong
+    types, values outside their range, and datasets without settings.
+    """
+    validator = _Validator(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        if e.validator == "additionalProperties":
+            unknown = sorted(set(e.instance) - set(e.schema.get("properties", {})))
+            known = sorted(e.schema.get("properties", {}))
+            raise ConfigError(_key(e) + ("." + unknown[0] if unknown else ""),
+                              f"unknown key (known keys here: {known})")
+        raise ConfigError(_key(e), e.message)
+    known = config["dataset_settings"]
+    for i, name in enumerate(config["datasets"]):
+        if name not in known:
+            raise ConfigError(f"datasets[{i}]", f"unknown dataset {name!r}; dataset_settings "
+                              f"defines {sorted(known)}")
+    for name, settings in known.items():
+        for k, v in FORMAT_DEFAULTS[settings["format"]].items():
+            settings.setdefault(k, v)
+        source = settings.get("source")
+        if source is not None:
+            from .data.sources import SOURCES
+            if source not in SOURCES:
+                raise ConfigError(f"dataset_settings.{name}.source",
+                                  f"unknown source {source!r}; known: {sorted(SOURCES)}")
+    return config
+
+
+def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load YAML files (later ones deep-merged over earlier ones) and validate them."""
+    config: dict[str, Any] = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            deep_update(config, yaml.safe_load(f) or {})
+    if overrides:
+        deep_update(config, overrides)
+    return validate_config(config)
+
+
+def deep_update(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``other`` into ``base`` recursively (dicts merge, everything else replaces)."""
+    for k, v in other.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            deep_update(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def dataset_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The complete, validated settings of one dataset."""
+    try:
+        return config["dataset_settings"][name]
+    except KeyError:
+        raise ConfigError("datasets", f"unknown dataset {name!r}") from None

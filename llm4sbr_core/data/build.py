@@ -1,0 +1,152 @@
+"""The data stage: raw files → sessions → filtered, re-indexed, split samples.
+
+:func:`build_dataset` is what the ``build_dataset`` rule calls; it writes the artifact
+contract of ``results/{dataset}/data/`` (see DESIGN.md) atomically — all files or none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import EmptyDatasetError
+from ..io import AtomicFiles
+from .raw import RawData
+from .readers import read_raw
+from .sessions import Sessions, filter_sessions, reindex_items, sessionize
+from .split import SPLITS, make_samples, split_sessions
+
+log = logging.getLogger(__name__)
+
+DATA_FILES = ("train.parquet", "valid.parquet", "test.parquet", "items.parquet",
+              "stats.json", "stats.md")
+
+
+def fallback_text(raw_id: str) -> str:
+    """Deterministic text for an item without a title (counted in stats)."""
+    return f"item {raw_id}"
+
+
+def item_table(sessions: Sessions, raw_ids: np.ndarray, texts: dict[str, str]
+               ) -> tuple[pd.DataFrame, int]:
+    """items.parquet: item_id (1..N), raw_id, text, count; and how many lack a text."""
+    counts = np.bincount(sessions.items, minlength=len(raw_ids) + 1)[1:]
+    text = [texts.get(r, "") for r in raw_ids]
+    missing = [not t.strip() for t in text]
+    text = [fallback_text(r) if m else t for r, t, m in zip(raw_ids, text, missing)]
+    frame = pd.DataFrame({
+        "item_id": np.arange(1, len(raw_ids) + 1, dtype=np.int64),
+        "raw_id": pd.array([str(r) for r in raw_ids], dtype="string"),
+        "text": pd.array(text, dtype="string"),
+        "count": counts.astype(np.int64),
+    })
+    return frame, int(sum(missing))
+
+
+def prepare_dataset(settings: dict[str, Any], raw_dir: str | Path, name: str
+                    ) -> tuple[dict[str, pa.Table], pd.DataFrame, dict[str, Any]]:
+    """Run the data stage in memory: the three sample tables, the item table and stats."""
+    key = f"dataset_settings.{name}"
+    t0 = time.perf_counter()
+    raw: RawData = read_raw(settings, Path(raw_dir) / name, key)
+    t_read = time.perf_counter() - t0
+    log.info("%s: read %d interactions, %d item texts in %.1fs", name, len(raw.interactions),
+             len(raw.item_text), t_read)
+
+    ses = settings["sessionize"]
+    sessions = sessionize(raw, ses["method"], ses["minutes"], ses["order"], key)
+    flt = settings["filter"]
+    sessions, report = filter_sessions(sessions, flt["min_session_length"],
+                                       flt["min_item_count"], flt["rare_items"])
+    sessions, raw_ids = reindex_items(sessions)
+    log.info("%s: %d sessions (%d before filtering), %d clicks, %d items", name,
+             sessions.n_sessions, report.sessions_before, len(sessions.items), len(raw_ids))
+
+    spl = settings["split"]
+    parts = split_sessions(sessions, spl["method"], spl["test_fraction"],
+                           spl["valid_fraction"], spl["seed"],
+                           raw.time_kind == "timestamp", key)
+    tables: dict[str, pa.Table] = {}
+    next_id = 0  # sample ids run on across splits: sample_id is the row of per-sample arrays
+    for split in SPLITS:
+        tables[split] = make_samples(sessions, parts[split], settings["samples"][split], next_id)
+        next_id += tables[split].num_rows
+    items, n_missing = item_table(sessions, raw_ids, raw.item_text)
+
+    input_lengths = np.concatenate(
+        [pc.list_value_length(t["items"]).to_numpy() for t in tables.values()])
+    stats: dict[str, Any] = {
+        "dataset": name,
+        "train_samples": tables["train"].num_rows,
+        "valid_samples": tables["valid"].num_rows,
+        "test_samples": tables["test"].num_rows,
+        "sessions": sessions.n_sessions,
+        "clicks": int(len(sessions.items)),
+        "items": int(len(raw_ids)),
+        "avg_len_input": float(input_lengths.mean()) if len(input_lengths) else 0.0,
+        "avg_len_session": float(len(sessions.items) / sessions.n_sessions),
+        "train_sessions": int(len(parts["train"])),
+        "valid_sessions": int(len(parts["valid"])),
+        "test_sessions": int(len(parts["test"])),
+        "items_without_text": n_missing,
+        "raw_interactions": int(len(raw.interactions) + raw.dropped_duplicates),
+        "duplicates_dropped": raw.dropped_duplicates,
+        "skipped_lines": raw.skipped_lines,
+        "sessions_before_filter": report.sessions_before,
+        "sessions_too_short": report.sessions_too_short,
+        "sessions_dropped_for_rare_items": report.sessions_with_rare_items,
+        "rare_items": report.rare_items_removed,
+        "time_kind": raw.time_kind,
+        "note": settings.get("note") or "",
+        "files": raw.files,
+        "settings": settings,
+    }
+    if not stats["test_samples"] or not stats["train_samples"]:
+        raise EmptyDatasetError(f"{name}: no train or test samples: {json.dumps(stats)[:400]}")
+    return tables, items, stats
+
+
+def stats_markdown(stats: dict[str, Any]) -> str:
+    """Table 2's columns for one dataset (train counts include the validation split)."""
+    note = f" ({stats['note']})" if stats.get("note") else ""
+    train_all = stats["train_samples"] + stats["valid_samples"]
+    return (
+        f"# {stats['dataset']}{note}\n\n"
+        "| Dataset | #Train | #Test | #Clicks | #Items | Avg.len |\n"
+        "|---|---:|---:|---:|---:|---:|\n"
+        f"| {stats['dataset']} | {train_all:,} | {stats['test_samples']:,} | "
+        f"{stats['clicks']:,} | {stats['items']:,} | {stats['avg_len_input']:.2f} |\n\n"
+        f"#Train counts training + validation samples ({stats['train_samples']:,} + "
+        f"{stats['valid_samples']:,}); sessions: {stats['train_sessions']:,} train, "
+        f"{stats['valid_sessions']:,} valid, {stats['test_sessions']:,} test "
+        f"({stats['sessions']:,} in all, {stats['sessions_before_filter']:,} before "
+        f"filtering). Avg.len is the mean input length of all samples; the mean session "
+        f"length is {stats['avg_len_session']:.2f}. Items without text: "
+        f"{stats['items_without_text']}.\n"
+    )
+
+
+def build_dataset(settings: dict[str, Any], raw_dir: str | Path, out_dir: str | Path,
+                  name: str) -> dict[str, Any]:
+    """Build ``out_dir/{train,valid,test}.parquet, items.parquet, stats.json, stats.md``."""
+    t0 = time.perf_counter()
+    tables, items, stats = prepare_dataset(settings, raw_dir, name)
+    out = Path(out_dir)
+    with AtomicFiles() as files:
+        for split, table in tables.items():
+            files.write_parquet(out / f"{split}.parquet", table)
+        files.write_parquet(out / "items.parquet", items)
+        files.write_json(out / "stats.json", stats)
+        files.write_text(out / "stats.md", stats_markdown(stats))
+    log.info("%s: data stage done in %.1fs: %d / %d / %d samples", name,
+             time.perf_counter() - t0, stats["train_samples"], stats["valid_samples"],
+             stats["test_samples"])
+    return stats

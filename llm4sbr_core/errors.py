@@ -1,0 +1,31 @@
+"""Error types that name the offending file, line or config key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class Llm4sbrError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(Llm4sbrError):
+    """A configuration value is missing, mistyped or inconsistent."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"config key '{key}': {message}")
+
+
+class DataFormatError(Llm4sbrError):
+    """A raw data file cannot be read as the format it was declared to have."""
+
+    def __init__(self, path: str | Path, line: int | None, message: str):
+        self.path = str(path)
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class EmptyDatasetError(Llm4sbrError):
+    """Nothing is left of a dataset after filtering or splitting."""

@@ -1,0 +1,53 @@
+# Data stage: official raw files → session samples (results/{dataset}/data/).
+
+
+# One download rule per dataset whose raw files its official source provides. A source
+# ships several files (a zip, a wheel), so they come in one job.
+for _dataset, (_source, _files) in downloadable_datasets().items():
+
+    rule:
+        name:
+            f"download_{_dataset.replace('-', '_').replace('.', '_')}"
+        output:
+            [f"{RAW_DIR}/{_dataset}/{f}" for f in _files],
+        params:
+            source=_source,
+            files=_files,
+            dest=lambda w, output: os.path.dirname(output[0]),
+        log:
+            f"logs/{_dataset}/download.log",
+        retries: 2
+        resources:
+            mem_mb=1000,
+            runtime=60,
+        conda:
+            "../envs/cpu.yaml"
+        script:
+            "../workflow_scripts/download_source.py"
+
+
+rule build_dataset:
+    input:
+        lambda w: raw_files(w.dataset),
+    output:
+        train="results/{dataset}/data/train.parquet",
+        valid="results/{dataset}/data/valid.parquet",
+        test="results/{dataset}/data/test.parquet",
+        item_table="results/{dataset}/data/items.parquet",
+        stats_json="results/{dataset}/data/stats.json",
+        stats_md="results/{dataset}/data/stats.md",
+    params:
+        settings=lambda w: dataset_settings(config, w.dataset),
+        raw_dir=RAW_DIR,
+    log:
+        "logs/{dataset}/build_dataset.log",
+    benchmark:
+        "results/{dataset}/benchmarks/build_dataset.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/build_dataset.py"
