@@ -66,8 +66,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         if e.validator == "additionalProperties":
             unknown = sorted(set(e.instance) - set(e.schema.get("properties", {})))
             known = sorted(e.schema.get("properties", {}))
-            raise ConfigError(_key(e) + ("." + unknown[0] if unknown else ""),
-                              f"unknown key (known keys here: {known})")
+            path = [str(p) for p in e.absolute_path] + unknown[:1]
+            raise ConfigError(".".join(path), f"unknown key (known keys here: {known})")
         raise ConfigError(_key(e), e.message)
     known = config["dataset_settings"]
     for i, name in enumerate(config["datasets"]):

@@ -4,12 +4,40 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 
 def setup_logging(log_files: Sequence[str] = ()) -> None:
-    """Log INFO and above to stderr and to each file in ``log_files`` (overwritten)."""
+    """Log INFO and above to stderr and to each file in ``log_files`` (overwritten).
+
+    An uncaught exception is logged too, so a failed job's log file says why it failed.
+    """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     handlers += [logging.FileHandler(path, mode="w") for path in log_files]
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def log_uncaught(exc_type, exc, tb):
+        logging.getLogger("llm4sbr_core").critical("%s: %s", exc_type.__name__, exc,
+                                                   exc_info=(exc_type, exc, tb))
+
+    sys.excepthook = log_uncaught
+
+
+@contextmanager
+def log_to(path: str, logger: str = "llm4sbr_core") -> Iterator[None]:
+    """Send ``logger``'s records to ``path`` for the duration (for ``run:`` rules, which
+    execute inside Snakemake's own process and must not reconfigure its logging)."""
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    target = logging.getLogger(logger)
+    level = target.level
+    target.addHandler(handler)
+    target.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        target.removeHandler(handler)
+        target.setLevel(level)
+        handler.close()

@@ -2,7 +2,9 @@
 
 
 # One download rule per dataset whose raw files its official source provides. A source
-# ships several files (a zip, a wheel), so they come in one job.
+# ships several files (a zip, a wheel), so they come in one job. A `run:` block, not a
+# `script:`: Snakemake re-runs a script rule whose outputs are older than the script, and
+# raw files a user already has (or a read-only copy) must never be fetched again.
 for _dataset, (_source, _files) in downloadable_datasets().items():
 
     rule:
@@ -20,10 +22,12 @@ for _dataset, (_source, _files) in downloadable_datasets().items():
         resources:
             mem_mb=1000,
             runtime=60,
-        conda:
-            "../envs/cpu.yaml"
-        script:
-            "../workflow_scripts/download_source.py"
+        run:
+            from llm4sbr_core.data.sources import download_source
+            from llm4sbr_core.logs import log_to
+
+            with log_to(log[0]):
+                download_source(params.source, params.dest, params.files)
 
 
 rule build_dataset:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import _repo  # noqa: F401  (puts the checkout on sys.path)
+
 from llm4sbr_core.data.build import build_dataset
 from llm4sbr_core.logs import setup_logging
 

@@ -41,7 +41,7 @@ def item_table(sessions: Sessions, raw_ids: np.ndarray, texts: dict[str, str]
     counts = np.bincount(sessions.items, minlength=len(raw_ids) + 1)[1:]
     text = [texts.get(r, "") for r in raw_ids]
     missing = [not t.strip() for t in text]
-    text = [fallback_text(r) if m else t for r, t, m in zip(raw_ids, text, missing)]
+    text = [fallback_text(r) if m else t for r, t, m in zip(raw_ids, text, missing, strict=True)]
     frame = pd.DataFrame({
         "item_id": np.arange(1, len(raw_ids) + 1, dtype=np.int64),
         "raw_id": pd.array([str(r) for r in raw_ids], dtype="string"),

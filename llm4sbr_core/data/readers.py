@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataFormatError
-from .raw import RawData, TimeKind
+from .raw import RawData
 from .textio import iter_lines
 
 log = logging.getLogger(__name__)
@@ -79,12 +79,20 @@ def template_fields(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
+_EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]")
+
+
 def render_text(template: str, fields: dict[str, str]) -> str:
-    """Fill ``template``; an item whose referenced fields are all empty has no text."""
+    """Fill ``template``; an item whose referenced fields are all empty has no text.
+
+    An empty field leaves no empty brackets behind: ``"{title} ({year})"`` with no year
+    gives ``"Babe"``, not ``"Babe ()"``.
+    """
     names = template_fields(template)
     if not any(fields.get(n, "").strip() for n in names):
         return ""
-    return template.format_map({n: fields.get(n, "").strip() for n in names}).strip()
+    text = template.format_map({n: fields.get(n, "").strip() for n in names})
+    return " ".join(_EMPTY_BRACKETS.sub("", text).split())
 
 
 def _check_template(template: str, available: list[str], key: str, path: Path) -> None:
@@ -149,7 +157,7 @@ def _iter_delimited(path: Path, encoding: str, delimiter: str, required: list[st
                 bad(path, line, f"expected {len(header)} fields separated by {delimiter!r}, "
                                 f"found {len(row)}")
                 continue
-            yield line, dict(zip(header, row))
+            yield line, dict(zip(header, row, strict=True))
 
     return header, rows()
 
@@ -227,7 +235,7 @@ def _iter_recbole(path: Path, encoding: str, bad: _BadLines
             if len(fields) != len(names):
                 bad(path, line, f"expected {len(names)} tab-separated fields, found {len(fields)}")
                 continue
-            yield line, dict(zip(names, fields))
+            yield line, dict(zip(names, fields, strict=True))
 
     return names, rows()
 
@@ -391,8 +399,8 @@ def _handle_duplicates(data: RawData, policy: str, key: str) -> int:
     n = int(exact.sum())
     if n and policy == "error":
         row = inter[exact].iloc[0]
-        first = inter[(inter.user == row.user) & (inter.item == row.item)
-                      & (inter.time == row.time)].iloc[0]
+        first = inter[(inter["user"] == row["user"]) & (inter["item"] == row["item"])
+                      & (inter["time"] == row["time"])].iloc[0]
         raise DataFormatError(
             data.files[0], int(row["line"]),
             f"duplicate of line {int(first['line'])} (user {row['user']!r}, item {row['item']!r},"

@@ -40,7 +40,7 @@ class Sessions:
         """Session number of every click."""
         return np.repeat(np.arange(self.n_sessions), self.lengths)
 
-    def select(self, keep: np.ndarray) -> "Sessions":
+    def select(self, keep: np.ndarray) -> Sessions:
         """The sessions where the boolean mask ``keep`` is true, in the same order."""
         click_keep = np.repeat(keep, self.lengths)
         lengths = self.lengths[keep]

@@ -91,7 +91,8 @@ def make_samples(sessions: Sessions, session_idx: np.ndarray, mode: str,
     if list_offsets[-1] >= 2**31:
         raise ValueError(f"{list_offsets[-1]} input items exceed a list<int64> column's 2^31 "
                          "limit: use 'last' samples or shorter sessions")
-    flat = np.repeat(sess_start, k) + (np.arange(list_offsets[-1]) - np.repeat(list_offsets[:-1], k))
+    within = np.arange(list_offsets[-1]) - np.repeat(list_offsets[:-1], k)
+    flat = np.repeat(sess_start, k) + within
     values = sessions.items[flat].astype(np.int64)
     targets = sessions.items[sess_start + k].astype(np.int64)
     n = len(sess)

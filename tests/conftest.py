@@ -1,0 +1,55 @@
+"""Shared test helpers: validated dataset settings and the location of the real data."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm4sbr_core.config import deep_update, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+#: The read-only copies of the real datasets (see ../shared/data/README.md).
+SHARED_DATA = Path(os.environ.get("LLM4SBR_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+FIXTURE_SETTINGS: dict[str, dict[str, Any]] = {
+    "amazon": {"format": "amazon",
+               "files": {"interactions": "reviews_Test_5.json.gz", "items": "meta_Test.json.gz"}},
+    "csv": {"format": "csv", "files": {"interactions": "interactions.csv", "items": "items.csv"},
+            "columns": {"time": "position"}, "time_kind": "position"},
+    "movielens": {"format": "movielens",
+                  "files": {"interactions": "ratings.dat", "items": "movies.dat"}},
+    "recbole": {"format": "recbole", "files": {"interactions": "test.inter", "items": "test.item"},
+                "text_template": "{movie_title} ({release_year}) -- {class}"},
+}
+
+
+def make_settings(base: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """Dataset settings with the schema's defaults filled in, as the workflow sees them."""
+    settings = deep_update(copy.deepcopy(base), overrides)
+    config = validate_config({"datasets": ["d"], "dataset_settings": {"d": settings}})
+    return config["dataset_settings"]["d"]
+
+
+@pytest.fixture
+def fixture_dir(tmp_path):
+    """A writable copy of one format's fixture folder: ``fixture_dir("csv")``."""
+    def copy_of(fmt: str) -> Path:
+        dest = tmp_path / fmt
+        shutil.copytree(FIXTURES / fmt, dest)
+        return dest
+    return copy_of
+
+
+def shared_data() -> Path:
+    """The real datasets; in CI (CI=true) their absence is a failure, not a skip."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the datasets are not at {SHARED_DATA}")
+        pytest.skip(f"datasets not found at {SHARED_DATA} (set LLM4SBR_SHARED_DATA)")
+    return SHARED_DATA

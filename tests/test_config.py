@@ -1,0 +1,53 @@
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO
+from llm4sbr_core.config import load_config, validate_config
+from llm4sbr_core.errors import ConfigError
+
+
+def default_config():
+    with open(REPO / "config.yaml") as f:
+        return yaml.safe_load(f)
+
+
+def test_default_config_is_valid_and_gets_defaults():
+    config = validate_config(default_config())
+    ml = config["dataset_settings"]["ml-100k"]
+    assert ml["on_bad_line"] == "error"
+    assert ml["split"]["seed"] == 0
+    assert config["dataset_settings"]["ml-1m"]["encoding"] == "latin-1"  # format default
+
+
+def test_shared_data_overlay_is_valid():
+    config = load_config(REPO / "config.yaml", REPO / "configs" / "shared-data.yaml")
+    assert config["dataset_settings"]["beauty"]["format"] == "csv"
+    assert config["raw_dir"] == "../shared/data"
+
+
+@pytest.mark.parametrize("mutate, key, words", [
+    (lambda c: c.update(datsets=["ml-100k"]), "datsets", "unknown key"),
+    (lambda c: c["dataset_settings"]["ml-100k"]["split"].update(methd="ordered"),
+     "dataset_settings.ml-100k.split.methd", "unknown key"),
+    (lambda c: c["dataset_settings"]["ml-100k"]["split"].update(method="orderd"),
+     "dataset_settings.ml-100k.split.method", "is not one of"),
+    (lambda c: c["dataset_settings"]["ml-100k"]["filter"].update(min_item_count="5"),
+     "dataset_settings.ml-100k.filter.min_item_count", "is not of type"),
+    (lambda c: c["dataset_settings"]["ml-100k"]["split"].update(test_fraction=1.5),
+     "dataset_settings.ml-100k.split.test_fraction", "1.5"),
+    (lambda c: c.update(datasets=["ml-100K"]), "datasets[0]", "unknown dataset 'ml-100K'"),
+    (lambda c: c["dataset_settings"]["ml-1m"].update(source="ml1m"),
+     "dataset_settings.ml-1m.source", "unknown source"),
+    (lambda c: c["dataset_settings"]["ml-1m"].update(format="dat"),
+     "dataset_settings.ml-1m.format", "is not one of"),
+    (lambda c: c.update(datasets="ml-100k"), "datasets", "is not of type"),
+])
+def test_bad_config_names_the_key(mutate, key, words):
+    config = copy.deepcopy(default_config())
+    mutate(config)
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    assert err.value.key == key
+    assert words in str(err.value)

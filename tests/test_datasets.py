@@ -1,0 +1,67 @@
+"""The paper's dataset statistics, rebuilt from the real files (../shared/data)."""
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+from conftest import REPO, shared_data
+from llm4sbr_core.config import dataset_settings, load_config
+from llm4sbr_core.data.build import prepare_dataset
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(REPO / "config.yaml", REPO / "configs" / "shared-data.yaml",
+                       overrides={"raw_dir": str(shared_data())})
+
+
+def build(config, name):
+    return prepare_dataset(dataset_settings(config, name), config["raw_dir"], name)
+
+
+def check_samples(tables, items, stats):
+    sample_ids = np.concatenate([t["sample_id"].to_numpy() for t in tables.values()])
+    assert sample_ids.tolist() == list(range(len(sample_ids)))
+    sessions = [set(t["session_id"].to_numpy().tolist()) for t in tables.values()]
+    assert not (sessions[0] & sessions[1] or sessions[0] & sessions[2] or sessions[1] & sessions[2])
+    for t in tables.values():
+        flat = pc.list_flatten(t["items"]).to_numpy()
+        assert flat.min() >= 1 and flat.max() <= stats["items"]
+        assert t["target"].to_numpy().min() >= 1
+    assert items["item_id"].tolist() == list(range(1, stats["items"] + 1))
+    assert int(items["count"].sum()) == stats["clicks"]
+
+
+def test_beauty_reproduces_table2(config):
+    tables, items, stats = build(config, "beauty")
+    assert stats["train_samples"] + stats["valid_samples"] == 158_139
+    assert stats["test_samples"] == 18_000
+    assert stats["clicks"] == 198_502
+    assert stats["items"] == 12_101
+    assert round(stats["avg_len_input"], 4) == 8.6689
+    assert stats["items_without_text"] == 7
+    check_samples(tables, items, stats)
+    # every prefix: the first training sample of a session has one input item
+    train = tables["train"].slice(0, 3).to_pydict()
+    assert [len(x) for x in train["items"]] == [1, 2, 3]
+
+
+def test_ml1m_partial_gives_26266_sessions(config):
+    tables, items, stats = build(config, "ml-1m")
+    assert stats["sessions"] == 26_266
+    assert stats["train_sessions"] + stats["valid_sessions"] == int(0.9 * 26_266)
+    assert stats["test_samples"] == stats["test_sessions"]  # one sample per session
+    assert stats["avg_len_input"] == pytest.approx(stats["avg_len_session"] - 1)
+    assert "partial" in stats["note"]
+    text = dict(zip(items["raw_id"], items["text"], strict=True))
+    assert text["1"] == "Toy Story (1995) -- Animation|Children's|Comedy"
+    check_samples(tables, items, stats)
+
+
+def test_ml100k_gives_6107_sessions(config):
+    tables, items, stats = build(config, "ml-100k")
+    assert stats["sessions"] == 6_107
+    assert (stats["clicks"], stats["items"]) == (87_991, 1_348)
+    check_samples(tables, items, stats)
