@@ -17,7 +17,8 @@ def raw(rows, time_kind="timestamp"):
 
 
 def as_lists(sessions):
-    return [list(sessions.items[a:b]) for a, b in zip(sessions.offsets[:-1], sessions.offsets[1:], strict=True)]
+    bounds = zip(sessions.offsets[:-1], sessions.offsets[1:], strict=True)
+    return [list(sessions.items[a:b]) for a, b in bounds]
 
 
 def test_user_sessions_sorted_by_time_ties_in_file_order():
