@@ -25,3 +25,9 @@ rule all:
     input:
         data_targets(),
     default_target: True
+
+
+onsuccess:
+    from llm4sbr_core.data.build import summarize_datasets
+
+    print(summarize_datasets([f"results/{d}/data/stats.json" for d in DATASETS]))

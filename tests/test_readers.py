@@ -195,3 +195,18 @@ def test_empty_interactions(fixture_dir):
     (folder / "test.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n")
     with pytest.raises(DataFormatError, match="no interactions"):
         read("recbole", folder)
+
+
+def test_item_texts_missing_from_the_item_file(fixture_dir):
+    from llm4sbr_core.data.build import prepare_dataset
+
+    folder = fixture_dir("csv")
+    (folder / "items.csv").write_text("item_id,title\nX1,Shampoo\nX3,Mask\nX7,Unused\n")
+    settings = make_settings(FIXTURE_SETTINGS["csv"], filter={"min_item_count": 1})
+    _, items, stats = prepare_dataset(settings, folder.parent, "csv")
+    assert dict(zip(items["raw_id"], items["text"], strict=True))["X2"] == "item X2"
+    assert (stats["items_without_text"], stats["items_not_in_item_file"],
+            stats["item_file_rows_unused"]) == (1, 1, 1)
+    settings["missing_text"] = "error"
+    with pytest.raises(DataFormatError, match=r"items\.csv: item 'X2' has no row"):
+        prepare_dataset(settings, folder.parent, "csv")

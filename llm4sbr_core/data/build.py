@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import EmptyDatasetError
+from ..errors import DataFormatError, EmptyDatasetError
 from ..io import AtomicFiles
 from .raw import RawData
 from .readers import read_raw
@@ -35,12 +35,29 @@ def fallback_text(raw_id: str) -> str:
     return f"item {raw_id}"
 
 
-def item_table(sessions: Sessions, raw_ids: np.ndarray, texts: dict[str, str]
-               ) -> tuple[pd.DataFrame, int]:
-    """items.parquet: item_id (1..N), raw_id, text, count; and how many lack a text."""
+def item_table(sessions: Sessions, raw_ids: np.ndarray, raw: RawData, missing_text: str,
+               key: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """items.parquet (item_id 1..N, raw_id, text, count) and counts of text problems.
+
+    An item with an empty text, or with no row in the item file at all, gets
+    :func:`fallback_text` — or stops the run when ``missing_text`` is ``error``. Rows of
+    the item file for items never clicked are counted, not errors: catalogues (Amazon's
+    metadata, MovieLens' movies) list far more items than the interactions use.
+    """
     counts = np.bincount(sessions.items, minlength=len(raw_ids) + 1)[1:]
+    texts = raw.item_text
+    not_listed = [r for r in raw_ids if r not in texts]
     text = [texts.get(r, "") for r in raw_ids]
     missing = [not t.strip() for t in text]
+    if missing_text == "error" and any(missing):
+        first = raw_ids[missing.index(True)]
+        why = "has no row" if first in not_listed else "has an empty text"
+        raise DataFormatError(raw.files[1], None, f"item {first!r} {why} ({sum(missing)} items "
+                              f"lack a text); set '{key}.missing_text: fallback' to use "
+                              f"'{fallback_text('<raw id>')}' for them")
+    if any(missing):
+        log.warning("%d item(s) have no text (%d not in %s); using the fallback text",
+                    sum(missing), len(not_listed), raw.files[1])
     text = [fallback_text(r) if m else t for r, t, m in zip(raw_ids, text, missing, strict=True)]
     frame = pd.DataFrame({
         "item_id": np.arange(1, len(raw_ids) + 1, dtype=np.int64),
@@ -48,7 +65,10 @@ def item_table(sessions: Sessions, raw_ids: np.ndarray, texts: dict[str, str]
         "text": pd.array(text, dtype="string"),
         "count": counts.astype(np.int64),
     })
-    return frame, int(sum(missing))
+    problems = {"items_without_text": int(sum(missing)),
+                "items_not_in_item_file": len(not_listed),
+                "item_file_rows_unused": len(set(texts) - set(raw_ids))}
+    return frame, problems
 
 
 def prepare_dataset(settings: dict[str, Any], raw_dir: str | Path, name: str
@@ -79,7 +99,7 @@ def prepare_dataset(settings: dict[str, Any], raw_dir: str | Path, name: str
     for split in SPLITS:
         tables[split] = make_samples(sessions, parts[split], settings["samples"][split], next_id)
         next_id += tables[split].num_rows
-    items, n_missing = item_table(sessions, raw_ids, raw.item_text)
+    items, text_counts = item_table(sessions, raw_ids, raw, settings["missing_text"], key)
 
     input_lengths = np.concatenate(
         [pc.list_value_length(t["items"]).to_numpy() for t in tables.values()])
@@ -96,7 +116,7 @@ def prepare_dataset(settings: dict[str, Any], raw_dir: str | Path, name: str
         "train_sessions": int(len(parts["train"])),
         "valid_sessions": int(len(parts["valid"])),
         "test_sessions": int(len(parts["test"])),
-        "items_without_text": n_missing,
+        **text_counts,
         "raw_interactions": int(len(raw.interactions) + raw.dropped_duplicates),
         "duplicates_dropped": raw.dropped_duplicates,
         "skipped_lines": raw.skipped_lines,
@@ -150,3 +170,20 @@ def build_dataset(settings: dict[str, Any], raw_dir: str | Path, out_dir: str | 
              time.perf_counter() - t0, stats["train_samples"], stats["valid_samples"],
              stats["test_samples"])
     return stats
+
+
+def summarize_datasets(stats_files: list[str | Path]) -> str:
+    """A Table 2-style summary of the datasets whose stats.json exist (for the end of a run)."""
+    rows = []
+    for path in stats_files:
+        if Path(path).exists():
+            s = json.loads(Path(path).read_text())
+            note = f" ({s['note']})" if s.get("note") else ""
+            rows.append(f"| {s['dataset']}{note} | {s['train_samples'] + s['valid_samples']:,} "
+                        f"| {s['test_samples']:,} | {s['clicks']:,} | {s['items']:,} "
+                        f"| {s['avg_len_input']:.2f} | {Path(path).parent} |")
+    if not rows:
+        return ""
+    return ("\nDatasets (#Train includes the validation split):\n\n"
+            "| Dataset | #Train | #Test | #Clicks | #Items | Avg.len | files |\n"
+            "|---|---:|---:|---:|---:|---:|---|\n" + "\n".join(rows) + "\n")
