@@ -13,6 +13,7 @@ pytestmark = pytest.mark.workflow
 
 
 def snakemake(workdir, *args, configs=("config.yaml",), check=True):
+    workdir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
            "--configfile", *[str(REPO / c) for c in configs], *args]
     done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
