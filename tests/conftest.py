@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +55,15 @@ def shared_data() -> Path:
             pytest.fail(f"CI=true but the datasets are not at {SHARED_DATA}")
         pytest.skip(f"datasets not found at {SHARED_DATA} (set LLM4SBR_SHARED_DATA)")
     return SHARED_DATA
+
+
+def snakemake(workdir, *args, configs=("config.yaml",), check=True):
+    """Run the workflow in ``workdir`` with the repository's Snakefile and config files."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
+           "--configfile", *[str(REPO / c) for c in configs], *args]
+    done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n"
+                             f"{done.stderr[-5000:]}")
+    return done

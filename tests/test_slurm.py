@@ -11,8 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, shared_data
-from test_workflow import snakemake
+from conftest import REPO, shared_data, snakemake
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 

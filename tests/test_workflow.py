@@ -7,20 +7,9 @@ import sys
 
 import pytest
 
-from conftest import REPO, shared_data
+from conftest import REPO, shared_data, snakemake
 
 pytestmark = pytest.mark.workflow
-
-
-def snakemake(workdir, *args, configs=("config.yaml",), check=True):
-    workdir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
-           "--configfile", *[str(REPO / c) for c in configs], *args]
-    done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n"
-                             f"{done.stderr[-5000:]}")
-    return done
 
 
 def test_lint_is_clean():

@@ -1,0 +1,75 @@
+"""Full-ranking evaluation: every item of the catalogue is a candidate (padding excluded).
+
+With one target per sample, P@K = HR@K = Recall@K. Ties are ranked pessimistically:
+the target ranks below every other item with an equal score, so a model that scores
+everything alike gets rank N, not 1. MRR@K and NDCG@K count a target ranked beyond K
+as 0 for that sample — the denominator is always the number of samples (the reference
+code drops such samples for K < 20 and inflates MRR@5/10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+
+KS: tuple[int, ...] = (5, 10, 20)
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """1-based rank of each target among items 1..N of ``scores`` [B, N + 1].
+
+    Column 0 (padding) is ignored. rank = number of real items whose score is ≥ the
+    target's (the target itself included), i.e. pessimistic tie-breaking.
+    """
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN: the model diverged")
+    target_scores = scores.gather(1, targets.view(-1, 1))
+    return (scores[:, 1:] >= target_scores).sum(dim=1)
+
+
+def target_ranks_chunked(session: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
+                         chunk: int = 65536) -> torch.Tensor:
+    """Ranks for dot-product scores ``session @ items.T`` without the [B, N] matrix.
+
+    ``items`` [N + 1, d] includes the padding row 0, which is never a candidate. Memory is
+    bounded by ``B × chunk`` whatever the catalogue size. The target's score is read
+    from the same matrix product that scores the other items (a first pass), so rounding
+    can never make the target outrank, or fall below, an item with an identical score.
+    """
+    n = items.shape[0]
+    if n - 1 <= chunk:
+        return target_ranks(session @ items.T, targets)
+    target_scores = torch.empty(len(targets), 1, dtype=session.dtype, device=session.device)
+    starts = range(1, n, chunk)
+    for start in starts:
+        inside = (targets >= start) & (targets < start + chunk)
+        if inside.any():
+            block = session[inside] @ items[start:start + chunk].T
+            target_scores[inside] = block.gather(1, (targets[inside] - start).view(-1, 1))
+    if torch.isnan(target_scores).any():
+        raise ValueError("scores contain NaN: the model diverged")
+    ranks = torch.zeros(len(targets), dtype=torch.long, device=session.device)
+    for start in starts:
+        ranks += ((session @ items[start:start + chunk].T) >= target_scores).sum(dim=1)
+    return ranks
+
+
+def metrics_from_ranks(ranks: np.ndarray | Sequence[int], ks: Iterable[int] = KS
+                       ) -> dict[str, float]:
+    """P@K, MRR@K and NDCG@K (fractions in [0, 1]) from 1-based ranks."""
+    r = np.asarray(ranks, dtype=np.float64)
+    if r.size == 0:
+        raise ValueError("no ranks to evaluate")
+    if (r < 1).any():
+        raise ValueError("ranks are 1-based")
+    out: dict[str, float] = {}
+    ks = list(ks)
+    for k in ks:
+        out[f"P@{k}"] = float((r <= k).mean())
+    for k in ks:
+        out[f"MRR@{k}"] = float(np.where(r <= k, 1.0 / r, 0.0).mean())
+    for k in ks:
+        out[f"NDCG@{k}"] = float(np.where(r <= k, 1.0 / np.log2(r + 1.0), 0.0).mean())
+    return out
