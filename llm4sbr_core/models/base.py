@@ -1,0 +1,50 @@
+"""The backbone interface every session model implements.
+
+A backbone encodes a :class:`~llm4sbr_core.train.batches.SessionBatch` into a local
+(short-term, recent-interest) and a global (long-term, whole-session) session vector,
+each [B, d], and owns the item table that sessions are scored against. Alone (variant
+``base``) it scores with its own paper's head (:meth:`Backbone.session_head`); the
+LLM4SBR wrapper instead fuses ``h_local`` / ``h_global`` with the LLM intents and never
+reaches into a backbone's internals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..train.batches import SessionBatch
+
+
+@dataclass
+class Encoded:
+    h_local: torch.Tensor  # [B, d] short-term session vector
+    h_global: torch.Tensor  # [B, d] long-term session vector
+    item_table: torch.Tensor  # [N + 1, d] item vectors scored against (row 0 = padding)
+
+
+class Backbone(nn.Module):
+    """Base class: subclasses implement :meth:`encode` and :meth:`session_head`."""
+
+    #: registry name used in config (``train.backbones``)
+    name: str = ""
+
+    def __init__(self, n_items: int, dim: int):
+        super().__init__()
+        self.n_items = n_items
+        self.dim = dim
+        self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
+
+    def encode(self, batch: SessionBatch) -> Encoded:
+        raise NotImplementedError
+
+    def session_head(self, enc: Encoded) -> torch.Tensor:
+        """The backbone's own paper's session representation [B, d] from its two views."""
+        raise NotImplementedError
+
+    def scores(self, batch: SessionBatch) -> torch.Tensor:
+        """[B, N + 1] scores over the whole catalogue (column 0 is padding)."""
+        enc = self.encode(batch)
+        return self.session_head(enc) @ enc.item_table.T

@@ -1,0 +1,1 @@
+"""Training: padded session batches, the training loop, checkpoints and early stopping."""
