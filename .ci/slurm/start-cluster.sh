@@ -26,6 +26,7 @@
 #                        They are dummy character devices (/var/lib/slurm/fake-gpu/nvidia<i>),
 #                        so `--gpus=1` / `--gres=gpu:1` jobs are scheduled and get
 #                        CUDA_VISIBLE_DEVICES set, but there is no real GPU behind them.
+#                        GPU type is "fake" (so --gpus=fake:1 works as well).
 set -euo pipefail
 
 T0=$(date +%s%N)
@@ -149,10 +150,12 @@ cpus=$(sed -n 's/.*CPUs=\([0-9]*\).*/\1/p' <<<"$hw")
 realmem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$hw")
 defmem=$(( realmem / (cpus > 0 ? cpus : 1) ))
 
+# Only one partition on purpose: `sinfo -h -o %t` then prints exactly one line
+# (tests/test_slurm.py relies on that).
 gres_type_line="" gres_node=""
 if (( FAKE_GPUS > 0 )); then
   gres_type_line="GresTypes=gpu"
-  gres_node=" Gres=gpu:$FAKE_GPUS"
+  gres_node=" Gres=gpu:fake:$FAKE_GPUS"
 fi
 
 new_conf=$(mktemp)
@@ -206,7 +209,7 @@ EOF
 {
   echo "$MARKER"
   if (( FAKE_GPUS > 0 )); then
-    echo "NodeName=$NODE Name=gpu File=$FAKE_GPU_DIR/nvidia[0-$((FAKE_GPUS - 1))]"
+    echo "NodeName=$NODE Name=gpu Type=fake File=$FAKE_GPU_DIR/nvidia[0-$((FAKE_GPUS - 1))]"
   fi
 } >"$new_gres"
 if (( FAKE_GPUS > 0 )); then
@@ -296,5 +299,14 @@ while :; do
   sleep 0.5
 done
 
+# smoke test: a real job step through slurmctld -> slurmd (catches a node that
+# only *looks* idle from saved state while slurmd has not registered yet)
+log "node is $(node_state); running smoke-test job step"
+if ! out=$(timeout 60 srun --immediate=30 -p "$PARTITION" -N1 -n1 -t 1 --mem=10 hostname 2>&1); then
+  echo "$out" >&2
+  dump_logs
+  die "smoke-test srun failed"
+fi
+log "smoke test ok (ran on $out)"
 log "cluster up: node $NODE is $(node_state)"
 sinfo

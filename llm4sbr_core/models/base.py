@@ -11,11 +11,13 @@ reaches into a backbone's internals.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
-from ..train.batches import SessionBatch
+from ..train.batches import SampleTensors, SessionBatch
 
 
 @dataclass
@@ -29,7 +31,18 @@ class Backbone(nn.Module):
     """Base class: subclasses implement :meth:`encode` and :meth:`session_head`."""
 
     #: registry name used in config (``train.backbones``)
-    name: str = ""
+    name: ClassVar[str] = ""
+    #: True for models that need a graph built from the TRAINING sessions (GCE-GNN's
+    #: global graph, S²-DHCN's hypergraph). The workflow builds it once per dataset with
+    #: :meth:`build_training_graph`, caches it as an .npz artifact and passes the arrays
+    #: to the constructor as ``graph=``.
+    needs_training_graph: ClassVar[bool] = False
+
+    @classmethod
+    def build_training_graph(cls, train: SampleTensors, n_items: int,
+                             **hparams: Any) -> dict[str, np.ndarray]:
+        """Arrays describing the training-session graph (only if needs_training_graph)."""
+        raise NotImplementedError(f"{cls.__name__} needs no training graph")
 
     def __init__(self, n_items: int, dim: int):
         super().__init__()
