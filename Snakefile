@@ -19,12 +19,19 @@ validate(config, "llm4sbr_core/schemas/config.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/train.smk"
 
 
 rule all:
     input:
         data_targets(),
     default_target: True
+
+
+# Every training run of config `train:` (not part of `all` yet).
+rule train_all:
+    input:
+        train_targets(),
 
 
 onsuccess:

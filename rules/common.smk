@@ -34,3 +34,33 @@ def downloadable_datasets():
 
 def data_targets():
     return expand("results/{dataset}/data/{file}", dataset=DATASETS, file=DATA_FILES)
+
+
+# --- training (rules/train.smk) ------------------------------------------------------
+from llm4sbr_core.train.settings import VARIANTS, backbone_names, run_config
+
+TRAIN = config["train"]
+RUN_DIR = "results/{dataset}/runs/{backbone}/{variant}/seed{seed}"
+
+
+def train_targets():
+    """metrics.json of every dataset × backbone × variant × seed of config `train:`."""
+    return expand(f"{RUN_DIR}/metrics.json", dataset=DATASETS, backbone=TRAIN["backbones"],
+                  variant=TRAIN["variants"], seed=TRAIN["seeds"])
+
+
+def needs_training_graph(backbone):
+    # Imports the model (and torch) only when a training job is planned.
+    from llm4sbr_core.models import get_backbone
+
+    return get_backbone(backbone).needs_training_graph
+
+
+def train_inputs(wildcards):
+    """The dataset's samples and items, plus the training graph for models that need one."""
+    data = f"results/{wildcards.dataset}/data"
+    inputs = {split: f"{data}/{split}.parquet" for split in ("train", "valid", "test")}
+    inputs["item_table"] = f"{data}/items.parquet"  # `items` is reserved by Snakemake
+    if needs_training_graph(wildcards.backbone):
+        inputs["graph"] = f"results/{wildcards.dataset}/graphs/{wildcards.backbone}.npz"
+    return inputs

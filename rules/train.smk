@@ -1,0 +1,60 @@
+# Training stage: samples → one trained model per dataset × backbone × variant × seed,
+# selected on validation, ranked once on test (results/{dataset}/runs/...).
+
+
+# The graph of TRAINING sessions some backbones need (GCE-GNN, S²-DHCN), built once per
+# dataset and backbone and shared by all their variants and seeds.
+rule build_training_graph:
+    input:
+        train="results/{dataset}/data/train.parquet",
+        item_table="results/{dataset}/data/items.parquet",
+    output:
+        "results/{dataset}/graphs/{backbone}.npz",
+    params:
+        backbone_params=lambda w: TRAIN["backbone_params"].get(w.backbone, {}),
+    log:
+        "logs/{dataset}/build_training_graph/{backbone}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/build_training_graph/{backbone}.tsv"
+    wildcard_constraints:
+        backbone="|".join(backbone_names()),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/build_training_graph.py"
+
+
+# One run. A killed job leaves last.pt (the last completed epoch) in the run folder; the
+# re-run job (--rerun-incomplete, or a retry) continues from it with identical results.
+# Runtime settings: `gpu` (0 here, 1 in profiles/slurm), `mem_mb`, `runtime`, `threads`
+# (torch's CPU threads unless train.num_threads is set) are set in profiles.
+rule train_run:
+    input:
+        unpack(train_inputs),
+    output:
+        metrics=f"{RUN_DIR}/metrics.json",
+        ranks=f"{RUN_DIR}/ranks.parquet",
+        model=f"{RUN_DIR}/model.pt",
+    params:
+        run=lambda w: run_config(TRAIN, w.dataset, w.backbone, w.variant, int(w.seed)),
+    log:
+        f"{RUN_DIR}/train.log",
+    benchmark:
+        "results/{dataset}/benchmarks/train/{backbone}.{variant}.seed{seed}.tsv"
+    wildcard_constraints:
+        backbone="|".join(backbone_names()),
+        variant="|".join(VARIANTS),
+        seed=r"0|[1-9][0-9]*",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=480,
+        gpu=0,
+    conda:
+        "../envs/gpu.yaml"
+    script:
+        "../workflow_scripts/train_run.py"
