@@ -20,6 +20,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def _file_mode() -> int:
+    """The mode a plain open() gives new files: mkstemp's 0600 would make artifacts
+    unreadable to the rest of a group on a shared cluster file system."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 class AtomicFiles:
     """Write several files so that all of them, or none, appear at their destinations.
 
@@ -57,6 +68,7 @@ class AtomicFiles:
 
     def commit(self) -> None:
         for tmp, destination in self._pending:
+            os.chmod(tmp, _FILE_MODE)
             os.replace(tmp, destination)
         self._pending.clear()
 

@@ -23,3 +23,15 @@ def test_atomic_files_leave_nothing_on_error(tmp_path):
             raise RuntimeError("killed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.json"]
     assert (tmp_path / "old.json").read_text() == "old"
+
+
+def test_atomic_files_get_the_umask_mode(tmp_path):
+    import os
+    import stat
+
+    from llm4sbr_core.io import _FILE_MODE
+
+    with AtomicFiles() as files:
+        files.write_text(tmp_path / "a.txt", "x")
+    assert stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode) == _FILE_MODE
+    assert _FILE_MODE & 0o044  # group/other can read under the usual umasks

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from llm4sbr_core.models.base import Encoded
-from llm4sbr_core.models.blocks import build_session_graph
+from llm4sbr_core.models.blocks import build_session_graph, scatter_softmax
 from llm4sbr_core.models.dhcn import DHCN, line_graph
-from llm4sbr_core.models.gcegnn import GCEGNN, LocalAggregator, scatter_softmax
+from llm4sbr_core.models.gcegnn import GCEGNN, LocalAggregator
 from llm4sbr_core.models.training_graphs import (
     cooccurrence_counts,
     session_incidence,

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llm4sbr_core.models import BACKBONES
+from llm4sbr_core.models import get_backbone
 from llm4sbr_core.models.blocks import SoftAttentionReadout, build_session_graph, gather_clicks
-from llm4sbr_core.models.srgnn import SRGNN, FlatSoftAttentionReadout, GatedSessionGraph
+from llm4sbr_core.models.srgnn import SRGNN, GatedSessionGraph
 from llm4sbr_core.models.tagnn import TAGNN, target_attentive_scores
 from llm4sbr_core.train.batches import SessionBatch
 
@@ -102,7 +102,7 @@ def test_ggnn_matches_dense_reference(step):
 
 def test_flat_readout_equals_padded_readout():
     torch.manual_seed(0)
-    readout = FlatSoftAttentionReadout(5)
+    readout = SoftAttentionReadout(5)
     items = make_batch([[3, 1, 2], [2, 4]], width=4).items
     graph = build_session_graph(items)
     nodes = torch.randn(graph.n_nodes, 5)
@@ -120,7 +120,7 @@ def test_flat_readout_equals_padded_readout():
 def test_encode_shapes_and_registry(cls):
     torch.manual_seed(0)
     model = cls(9, 8)
-    assert BACKBONES[cls.name] is cls
+    assert get_backbone(cls.name) is cls
     batch = make_batch([[1, 2, 3, 2], [4], [5, 6]])
     enc = model.encode(batch)
     assert enc.h_local.shape == enc.h_global.shape == (3, 8)

@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llm4sbr_core.models import BACKBONES
+from llm4sbr_core.models import get_backbone
+from llm4sbr_core.models.blocks import keep_last_clicks
 from llm4sbr_core.models.gru4rec import GRU4Rec
-from llm4sbr_core.models.sasrec import SASRec, keep_last_clicks
+from llm4sbr_core.models.sasrec import SASRec
 from llm4sbr_core.train.batches import SessionBatch
 
 MODELS = [GRU4Rec, SASRec]
@@ -36,7 +37,7 @@ def build(model_cls: type, seed: int = 0, **kwargs) -> torch.nn.Module:
 
 
 def test_registered():
-    assert BACKBONES["gru4rec"] is GRU4Rec and BACKBONES["sasrec"] is SASRec
+    assert get_backbone("gru4rec") is GRU4Rec and get_backbone("sasrec") is SASRec
 
 
 @pytest.mark.parametrize("model_cls", MODELS)

@@ -1,8 +1,7 @@
 """Session-recommendation backbones (one file each) and the LLM4SBR wrapper.
 
-``BACKBONES`` maps config names (``train.backbones``) to classes; each model module
-registers itself there when imported. :func:`get_backbone` is the lookup the trainer and
-the workflow use: it imports only the module of the backbone asked for (``BACKBONE_PATHS``),
+:func:`get_backbone` maps config names (``train.backbones``) to classes; it imports only
+the module of the backbone asked for (``BACKBONE_PATHS``),
 so a broken or missing model file never stops the others, and importing this package
 stays cheap.
 """
@@ -12,8 +11,6 @@ from __future__ import annotations
 import importlib
 
 from .base import Backbone, Encoded
-
-BACKBONES: dict[str, type[Backbone]] = {}
 
 #: config name → "module:Class" of every backbone the workflow knows.
 BACKBONE_PATHS: dict[str, str] = {
@@ -36,14 +33,10 @@ def get_backbone(name: str | type[Backbone]) -> type[Backbone]:
         if not issubclass(name, Backbone):
             raise TypeError(f"{name.__name__} is not a Backbone subclass")
         return name
-    if name in BACKBONES:
-        return BACKBONES[name]
     if name not in BACKBONE_PATHS:
         raise KeyError(f"unknown backbone {name!r}; known backbones: {sorted(BACKBONE_PATHS)}")
     module_name, class_name = BACKBONE_PATHS[name].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    BACKBONES.setdefault(name, cls)
-    return cls
+    return getattr(importlib.import_module(module_name), class_name)
 
 
-__all__ = ["BACKBONES", "BACKBONE_PATHS", "Backbone", "Encoded", "get_backbone"]
+__all__ = ["BACKBONE_PATHS", "Backbone", "Encoded", "get_backbone"]

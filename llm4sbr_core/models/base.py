@@ -10,6 +10,7 @@ reaches into a backbone's internals.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -61,3 +62,13 @@ class Backbone(nn.Module):
         """[B, N + 1] scores over the whole catalogue (column 0 is padding)."""
         enc = self.encode(batch)
         return self.session_head(enc) @ enc.item_table.T
+
+
+def check_graph_hparams(cls: type[Backbone], hparams: dict[str, Any]) -> None:
+    """Constructor hyper-parameters are accepted (and ignored) by build_training_graph so
+    the workflow can pass one dict; anything else is a typo."""
+    known = set(inspect.signature(cls.__init__).parameters) - {"self", "graph"}
+    unknown = set(hparams) - known
+    if unknown:
+        raise TypeError(f"{cls.__name__}.build_training_graph: unknown hyper-parameters "
+                        f"{sorted(unknown)}")

@@ -61,8 +61,8 @@ import torch
 import torch.nn.functional as F
 
 from ..train.batches import SampleTensors, SessionBatch
-from .base import Backbone, Encoded
-from .gcegnn import PositionAwareReadout, _check_model_hparams
+from .base import Backbone, Encoded, check_graph_hparams
+from .blocks import PositionAwareReadout
 from .training_graphs import session_incidence, training_sessions
 
 
@@ -136,7 +136,7 @@ class DHCN(Backbone):
         ``item`` and ``session`` int64 [nnz] (the non-zeros of the binary H, items ×
         sessions) and ``n_sessions`` (0-d int64). Constructor hyper-parameters may be
         passed too and are ignored."""
-        _check_model_hparams(cls, model_hparams)
+        check_graph_hparams(cls, model_hparams)
         sessions = training_sessions(train)
         if len(sessions.items) and int(sessions.items.max()) > n_items:
             raise ValueError(f"training sessions contain item ids above n_items={n_items}")

@@ -44,7 +44,6 @@ values); the readout has the bias b₁ of eq. (9), which the reference omits.
 
 from __future__ import annotations
 
-import inspect
 import math
 from pathlib import Path
 from typing import Any, ClassVar
@@ -55,45 +54,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..train.batches import SampleTensors, SessionBatch
-from .base import Backbone, Encoded
-from .blocks import PositionEmbedding, SessionGraph, build_session_graph, gather_clicks
+from .base import Backbone, Encoded, check_graph_hparams
+from .blocks import (
+    PositionAwareReadout,
+    SessionGraph,
+    build_session_graph,
+    gather_clicks,
+    scatter_softmax,
+)
 from .training_graphs import cooccurrence_counts, top_neighbours, training_sessions
-
-
-def scatter_softmax(logits: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    """Softmax of ``logits`` [E] within the groups given by ``index`` [E] (``size`` groups).
-    A generally useful block (candidate for blocks.py)."""
-    top = logits.new_full((size,), -math.inf).scatter_reduce(
-        0, index, logits.detach(), reduce="amax", include_self=True)
-    ex = torch.exp(logits - top[index])
-    return ex / ex.new_zeros(size).index_add_(0, index, ex)[index]
-
-
-class PositionAwareReadout(nn.Module):
-    """GCE-GNN eqs. (9)–(12), also S²-DHCN's session embedding (Xia et al.):
-
-    z_i = tanh(W₁ [x_i ; p_{l−i+1}] + b₁),  β_i = qᵀ σ(W₂ z_i + W₃ x̄ + b₂),  S = Σ_i β_i x_i
-
-    with reverse position embeddings p (the last click has position 1) and the session
-    mean x̄ = mean_i x_i. A generally useful block (candidate for blocks.py).
-    """
-
-    def __init__(self, dim: int, max_len: int = 200):
-        super().__init__()
-        self.position = PositionEmbedding(max_len, dim, reverse=True)
-        self.w_z = nn.Linear(2 * dim, dim, bias=True)
-        self.w_item = nn.Linear(dim, dim, bias=True)
-        self.w_mean = nn.Linear(dim, dim, bias=False)
-        self.q = nn.Linear(dim, 1, bias=False)
-
-    def forward(self, clicks: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor
-                ) -> torch.Tensor:
-        m = mask.unsqueeze(-1).to(clicks.dtype)
-        pos = self.position(lengths, clicks.shape[1])
-        z = torch.tanh(self.w_z(torch.cat([clicks, pos], dim=-1)))
-        mean = (clicks * m).sum(1) / m.sum(1).clamp_min(1)
-        beta = self.q(torch.sigmoid(self.w_item(z) + self.w_mean(mean).unsqueeze(1)))
-        return (beta * m * clicks).sum(dim=1)
 
 
 class LocalAggregator(nn.Module):
@@ -174,7 +143,7 @@ class GCEGNN(Backbone):
         (0 = none) and ``weights`` float32 [N+1, n_neighbors] (co-occurrence counts).
         Constructor hyper-parameters may be passed too and are ignored.
         """
-        _check_model_hparams(cls, model_hparams)
+        check_graph_hparams(cls, model_hparams)
         sessions = training_sessions(train)
         if len(sessions.items) and int(sessions.items.max()) > n_items:
             raise ValueError(f"training sessions contain item ids above n_items={n_items}")
@@ -247,13 +216,3 @@ class GCEGNN(Backbone):
 
     def session_head(self, enc: Encoded) -> torch.Tensor:
         return enc.h_global  # S of eq. (12); scores = Sᵀ v_i (eq. 13)
-
-
-def _check_model_hparams(cls: type[Backbone], hparams: dict[str, Any]) -> None:
-    """Constructor hyper-parameters are accepted (and ignored) by build_training_graph so
-    the workflow can pass one dict; anything else is a typo."""
-    known = set(inspect.signature(cls.__init__).parameters) - {"self", "graph"}
-    unknown = set(hparams) - known
-    if unknown:
-        raise TypeError(f"{cls.__name__}.build_training_graph: unknown hyper-parameters "
-                        f"{sorted(unknown)}")

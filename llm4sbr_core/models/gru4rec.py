@@ -49,20 +49,8 @@ import torch
 from torch import nn
 
 from ..train.batches import SessionBatch
-from . import BACKBONES
 from .base import Backbone, Encoded
-
-
-def last_real_state(states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """[B, d] state at position ``lengths − 1`` of right-padded per-click states [B, L, d]."""
-    index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.shape[-1])
-    return states.gather(1, index).squeeze(1)
-
-
-def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """[B, d] mean of per-click states [B, L, d] over the positions where ``mask`` is True."""
-    weights = mask.unsqueeze(-1).to(states.dtype)
-    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+from .blocks import last_real_state, masked_mean
 
 
 class GRU4Rec(Backbone):
@@ -114,4 +102,3 @@ class GRU4Rec(Backbone):
         return enc.h_local
 
 
-BACKBONES[GRU4Rec.name] = GRU4Rec

@@ -58,26 +58,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..train.batches import SessionBatch
-from . import BACKBONES
 from .base import Backbone, Encoded
-from .blocks import PositionEmbedding
-from .gru4rec import last_real_state, masked_mean
-
-
-def keep_last_clicks(items: torch.Tensor, lengths: torch.Tensor, max_len: int
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The last ``max_len`` clicks of right-padded ``items`` [B, L], still right-padded.
-
-    Vectorised: row b reads columns ``start_b .. start_b + max_len − 1`` with
-    ``start_b = max(lengths_b − max_len, 0)``; columns past the (new) length become 0.
-    """
-    if items.shape[1] <= max_len:
-        return items, lengths
-    start = (lengths - max_len).clamp_min(0).view(-1, 1)
-    cols = torch.arange(max_len, device=items.device).view(1, -1)
-    kept = items.gather(1, (start + cols).clamp_max(items.shape[1] - 1))
-    new_lengths = lengths.clamp_max(max_len)
-    return kept * (cols < new_lengths.view(-1, 1)).to(kept.dtype), new_lengths
+from .blocks import PositionEmbedding, keep_last_clicks, last_real_state, masked_mean
 
 
 class CausalSelfAttention(nn.Module):
@@ -199,4 +181,3 @@ class SASRec(Backbone):
         return enc.h_local
 
 
-BACKBONES[SASRec.name] = SASRec

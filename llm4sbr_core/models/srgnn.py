@@ -42,8 +42,8 @@ How this matches the authors' PyTorch code (CRIPAC-DIG/SR-GNN):
   unused ``linear_edge_f`` is omitted.
 
 The readout runs on the C = Σ len_b real clicks of the batch laid out flat, not on the
-padded [B, L] grid (:class:`FlatSoftAttentionReadout`): on Beauty that is ~860 rows instead
-of ~8,600 per batch of 100, and it halved the step time.
+padded [B, L] grid (:meth:`~.blocks.SoftAttentionReadout.forward_flat`): on Beauty that
+is ~860 rows instead of ~8,600 per batch of 100, and it halved the step time.
 
 The two views LLM4SBR needs are the model's own: h_local = s_l, h_global = s_g; its own
 head (variant ``base``) is eq. 7.
@@ -61,7 +61,6 @@ import torch
 from torch import nn
 
 from ..train.batches import SessionBatch
-from . import BACKBONES
 from .base import Backbone, Encoded
 from .blocks import SoftAttentionReadout, build_session_graph, scatter_mean
 
@@ -107,22 +106,6 @@ class GatedSessionGraph(nn.Module):
         return hidden
 
 
-class FlatSoftAttentionReadout(SoftAttentionReadout):
-    """SR-GNN eq. (6) on FLAT clicks: [C, d] real click states plus the batch row of each.
-
-    Same parameters and result as :class:`~.blocks.SoftAttentionReadout` on the padded
-    [B, L, d] layout, but it touches only the C = Σ len_b real clicks: a padded batch of
-    Beauty is B × L ≈ 100 × 86 slots for C ≈ 860 clicks, so the padded form spends ~10×
-    the work (and its gather backward serialises on the padding rows).
-    """
-
-    def forward_flat(self, clicks: torch.Tensor, last: torch.Tensor,
-                     click_session: torch.Tensor) -> torch.Tensor:
-        """clicks [C, d]; last [B, d]; click_session long [C] → s_g [B, d]."""
-        alpha = self.q(torch.sigmoid(self.w_last(last)[click_session] + self.w_item(clicks)))
-        return last.new_zeros(last.shape).index_add(0, click_session, alpha * clicks)
-
-
 @dataclass
 class SessionGraphStates:
     """What the SR-GNN encoder computes for a batch (shared by SR-GNN's and TAGNN's heads)."""
@@ -155,7 +138,7 @@ class SRGNN(Backbone):
     def __init__(self, n_items: int, dim: int, *, step: int = 1):
         super().__init__(n_items, dim)
         self.ggnn = GatedSessionGraph(dim, step)
-        self.readout = FlatSoftAttentionReadout(dim)  # eq. (6)
+        self.readout = SoftAttentionReadout(dim)  # eq. (6)
         self.transform = nn.Linear(2 * dim, dim)  # W_3 of eq. (7)
         self.reset_parameters()
 
@@ -169,7 +152,7 @@ class SRGNN(Backbone):
         graph = build_session_graph(batch.items)
         nodes = self.ggnn(self.item_embedding(graph.node_items), graph.edges)
         # Work on the real clicks only (flat, row-major = grouped by session), never on
-        # the padded [B, L] layout: see FlatSoftAttentionReadout.
+        # the padded [B, L] layout: see SoftAttentionReadout.forward_flat.
         real = graph.alias >= 0
         click_session = real.nonzero(as_tuple=True)[0]
         clicks = nodes[graph.alias[real]]
@@ -189,4 +172,3 @@ class SRGNN(Backbone):
         return self.transform(torch.cat([enc.h_local, enc.h_global], dim=-1))
 
 
-BACKBONES[SRGNN.name] = SRGNN

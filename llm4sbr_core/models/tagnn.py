@@ -53,7 +53,6 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..train.batches import SessionBatch
-from . import BACKBONES
 from .srgnn import SRGNN
 
 
@@ -158,4 +157,3 @@ class TAGNN(SRGNN):
                                        counts, self.item_embedding.weight, self.chunk_elements)
 
 
-BACKBONES[TAGNN.name] = TAGNN
