@@ -1,0 +1,1 @@
+"""Tables and figures from the runs' metrics.json and ranks.parquet."""
