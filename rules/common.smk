@@ -3,12 +3,11 @@ import os
 import re
 
 from llm4sbr_core.config import dataset_settings
+from llm4sbr_core.data.build import DATA_FILES
 from llm4sbr_core.data.sources import SOURCES
 
 RAW_DIR = config["raw_dir"].rstrip("/")
 DATASETS = config["datasets"]
-DATA_FILES = ["train.parquet", "valid.parquet", "test.parquet", "items.parquet",
-              "stats.json", "stats.md"]
 
 
 wildcard_constraints:

@@ -12,12 +12,9 @@ import subprocess
 import pytest
 
 from conftest import REPO, shared_data, snakemake
+from llm4sbr_core.data.build import DATA_FILES
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
-
-DATA_FILES = ["train.parquet", "valid.parquet", "test.parquet", "items.parquet",
-              "stats.json", "stats.md"]
-
 
 @pytest.fixture(scope="module")
 def cluster():

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..data.build import TABLE_FILES
 from ..errors import ConfigError
 from ..io import AtomicFiles, file_digest
 from ..metrics import metrics_from_ranks, target_ranks
@@ -59,7 +60,6 @@ __all__ = ["TIMING_KEYS", "VARIANTS", "Trainer", "build_model", "load_training_g
 #: Keys of metrics.json that hold wall-clock measurements; everything else is identical
 #: for two CPU runs with the same settings, seed and data.
 TIMING_KEYS: tuple[str, ...] = ("seconds_per_epoch", "runtime")
-DATA_FILES: tuple[str, ...] = ("train.parquet", "valid.parquet", "test.parquet", "items.parquet")
 CHECKPOINT_FORMAT = 1
 
 
@@ -354,7 +354,7 @@ class Trainer:
 def fingerprint(run: Mapping[str, Any], data_dir: Path) -> str:
     """What a resumable checkpoint must match: the run's settings and its data files."""
     h = hashlib.sha256(json.dumps(run, sort_keys=True).encode())
-    for name in DATA_FILES:
+    for name in TABLE_FILES:
         h.update(file_digest(data_dir / name).encode())
     return h.hexdigest()
 
