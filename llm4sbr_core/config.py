@@ -83,7 +83,19 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
             if source not in SOURCES:
                 raise ConfigError(f"dataset_settings.{name}.source",
                                   f"unknown source {source!r}; known: {sorted(SOURCES)}")
+    _check_prompts(config)
     return config
+
+
+def _check_prompts(config: dict[str, Any]) -> None:
+    """Prompt templates parse, and every configured view has a qualifier."""
+    from .prompts import PromptSettings
+
+    prompts = PromptSettings.from_config(config["prompts"])
+    for i, view in enumerate(config["views"]):
+        if view not in prompts.qualifiers:
+            raise ConfigError(f"views[{i}]", f"view {view!r} has no entry in "
+                              f"prompts.qualifiers (defined: {sorted(prompts.qualifiers)})")
 
 
 def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -29,3 +29,7 @@ class DataFormatError(Llm4sbrError):
 
 class EmptyDatasetError(Llm4sbrError):
     """Nothing is left of a dataset after filtering or splitting."""
+
+
+class GenerationError(Llm4sbrError):
+    """A generation backend failed in a way it cannot (or can no longer) retry."""

@@ -57,9 +57,32 @@ def needs_training_graph(backbone):
 
 def train_inputs(wildcards):
     """The dataset's samples and items, plus the training graph for models that need one."""
-    data = f"results/{wildcards.dataset}/data"
-    inputs = {split: f"{data}/{split}.parquet" for split in ("train", "valid", "test")}
-    inputs["item_table"] = f"{data}/items.parquet"  # `items` is reserved by Snakemake
+    inputs = data_inputs(wildcards)
     if needs_training_graph(wildcards.backbone):
         inputs["graph"] = f"results/{wildcards.dataset}/graphs/{wildcards.backbone}.npz"
     return inputs
+
+
+def data_inputs(wildcards):
+    """The samples of every split and the item table of a dataset."""
+    data = f"results/{wildcards.dataset}/data"
+    inputs = {split: f"{data}/{split}.parquet" for split in ("train", "valid", "test")}
+    inputs["item_table"] = f"{data}/items.parquet"  # `items` is reserved by Snakemake
+    return inputs
+
+
+# --- LLM generation (rules/prompts.smk, rules/llm.smk) -------------------------------
+from llm4sbr_core.llm.generate import llm_name
+
+LLM_NAME = llm_name(config["llm"])
+
+
+def answer_shards(dataset, llm, view):
+    n = config["llm"]["shards"]
+    return [f"results/{dataset}/llm/{llm}/shards/{view}/{i}-of-{n}.parquet" for i in range(n)]
+
+
+def llm_targets():
+    """The gathered answers of every dataset and view."""
+    return expand("results/{dataset}/llm/{llm}/{view}.parquet", dataset=DATASETS,
+                  llm=LLM_NAME, view=config["views"])

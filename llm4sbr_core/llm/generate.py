@@ -1,0 +1,222 @@
+"""Scatter-gather generation: one shard of a view's prompts per job, then one table.
+
+* :func:`generate_shard` answers the distinct prompts that hash into one shard. Answers
+  already in the :class:`~.store.AnswerStore` are reused; the rest are generated in
+  chunks, and every chunk is flushed to the store before the next starts, so a killed
+  job redoes at most one chunk. The model is not even loaded when nothing is missing.
+* :func:`gather_answers` joins the shards back onto the samples, cleans every answer
+  (:mod:`.clean`) and counts the flags.
+
+Shards are assigned by prompt hash, not by position, so adding samples or changing the
+shard count never moves an answered prompt into "unanswered".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..embedded import resolve_model_path
+from ..errors import ConfigError, Llm4sbrError
+from ..io import AtomicFiles
+from .base import DecodingSettings, Generator, GeneratorSettings
+from .clean import FLAGS, clean_answer
+from .identity import model_slug, weights_digest
+from .store import ANSWER_COLUMNS, AnswerStore
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("transformers", "openai", "vllm")
+
+
+def generator_settings(llm: Mapping[str, Any]) -> GeneratorSettings:
+    """The `llm:` config block as :class:`GeneratorSettings`."""
+    backend = llm["backend"]
+    if backend not in BACKENDS:
+        raise ConfigError("llm.backend", f"unknown backend {backend!r}; known: {BACKENDS}")
+    decoding = DecodingSettings(max_new_tokens=llm["max_new_tokens"],
+                                system_prompt=llm.get("system_prompt"),
+                                stop_at_newline=llm.get("stop_at_newline", True))
+    return GeneratorSettings(backend=backend, model=llm["model"], decoding=decoding,
+                             batch_size=llm["batch_size"], device=llm.get("device", "auto"),
+                             dtype=llm.get("dtype", "auto"),
+                             options=dict(llm.get(backend, {}) or {}))
+
+
+def llm_name(llm: Mapping[str, Any]) -> str:
+    """The `{llm}` path component: `llm.name`, or a slug of the model."""
+    return llm.get("name") or model_slug(llm["model"])
+
+
+def make_generator(settings: GeneratorSettings, threads: int | None = None) -> Generator:
+    """Load the configured backend (imports happen here, so unused backends' packages
+    need not be installed)."""
+    if settings.backend == "transformers":
+        from .transformers_backend import TransformersGenerator
+        return TransformersGenerator(settings, threads=threads)
+    if settings.backend == "openai":
+        from .openai_backend import OpenAIGenerator
+        return OpenAIGenerator(settings)
+    if settings.backend == "vllm":
+        from .vllm_backend import VLLMGenerator
+        return VLLMGenerator(settings)
+    raise ConfigError("llm.backend", f"unknown backend {settings.backend!r}")
+
+
+def shard_of(prompt_hash: str, shards: int) -> int:
+    """The shard a prompt belongs to: stable under new samples and reordering."""
+    return int(prompt_hash[:8], 16) % shards
+
+
+def shard_prompts(prompts: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
+    """The distinct prompts (prompt_hash, prompt) of one shard, in first-seen order."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
+    distinct = prompts.drop_duplicates("prompt_hash")[["prompt_hash", "prompt"]]
+    mask = [shard_of(h, shards) == shard for h in distinct["prompt_hash"]]
+    return distinct[mask].reset_index(drop=True)
+
+
+def generate_shard(prompts_path: str | Path, shard: int, shards: int,
+                   settings: GeneratorSettings, cache_dir: str | Path,
+                   answers_path: str | Path, stats_path: str | Path, chunk_size: int = 256,
+                   threads: int | None = None,
+                   load_generator: Callable[..., Generator] = make_generator) -> dict[str, Any]:
+    """Answer one shard of a prompt file; write its answers and stats atomically."""
+    started = time.perf_counter()
+    settings = dataclasses.replace(settings, cache_dir=str(cache_dir))
+    todo_prompts = shard_prompts(pd.read_parquet(prompts_path), shard, shards)
+    identity = model_identity(settings)
+    store = AnswerStore(cache_dir, store_key(settings), {"model": identity,
+                                                         "decoding": settings.decoding.key()})
+    known = set(store.load(todo_prompts["prompt_hash"])["prompt_hash"])
+    missing = todo_prompts[~todo_prompts["prompt_hash"].isin(known)]
+    log.info("shard %d/%d of %s: %d distinct prompts, %d already answered in %s, %d to "
+             "generate", shard + 1, shards, prompts_path, len(todo_prompts), len(known),
+             store.path, len(missing))
+    generated = {"prompts": 0, "tokens_in": 0, "tokens_out": 0, "seconds": 0.0}
+    if len(missing):
+        generator = load_generator(settings, threads=threads) \
+            if settings.backend == "transformers" else load_generator(settings)
+        try:
+            _generate_missing(generator, missing, store, chunk_size, generated)
+        finally:
+            generator.close()
+    answers = store.load(todo_prompts["prompt_hash"])
+    if len(answers) != len(todo_prompts):
+        raise Llm4sbrError(f"{store.path}: {len(todo_prompts) - len(answers)} prompts of "
+                           f"shard {shard} have no stored answer after generation")
+    stats = {"shard": shard, "shards": shards, "prompts": len(todo_prompts),
+             "reused": len(known), "generated": generated["prompts"],
+             "tokens_in": generated["tokens_in"], "tokens_out": generated["tokens_out"],
+             "generation_seconds": round(generated["seconds"], 3),
+             "prompts_per_second": _rate(generated["prompts"], generated["seconds"]),
+             "tokens_out_per_second": _rate(generated["tokens_out"], generated["seconds"]),
+             "wall_seconds": round(time.perf_counter() - started, 3),
+             "model": identity, "decoding": settings.decoding.key(), "store": str(store.path)}
+    with AtomicFiles() as files:
+        files.write_parquet(answers_path, answers[list(ANSWER_COLUMNS)])
+        files.write_json(stats_path, stats)
+    return stats
+
+
+def _rate(n: float, seconds: float) -> float | None:
+    return round(n / seconds, 3) if seconds > 0 else None
+
+
+def _generate_missing(generator: Generator, missing: pd.DataFrame, store: AnswerStore,
+                      chunk_size: int, totals: dict[str, Any]) -> None:
+    bar = tqdm(total=len(missing), unit="prompt", desc="generating", smoothing=0.1)
+    for start in range(0, len(missing), chunk_size):
+        chunk = missing.iloc[start:start + chunk_size]
+        t0 = time.perf_counter()
+        outputs = generator.generate(chunk["prompt"].tolist())
+        seconds = time.perf_counter() - t0
+        store.add(pd.DataFrame({
+            "prompt_hash": chunk["prompt_hash"].to_numpy(),
+            "answer_raw": [o.text for o in outputs],
+            "tokens_in": pd.array([o.tokens_in for o in outputs], dtype="Int64"),
+            "tokens_out": pd.array([o.tokens_out for o in outputs], dtype="Int64"),
+            "hit_token_limit": [o.hit_token_limit for o in outputs]}))
+        totals["prompts"] += len(chunk)
+        totals["tokens_in"] += sum(o.tokens_in or 0 for o in outputs)
+        totals["tokens_out"] += sum(o.tokens_out or 0 for o in outputs)
+        totals["seconds"] += seconds
+        bar.update(len(chunk))
+        bar.set_postfix(prompts_s=f"{totals['prompts'] / totals['seconds']:.2f}",
+                        tokens_s=f"{totals['tokens_out'] / totals['seconds']:.1f}")
+        log.info("%d/%d prompts, %.2f prompts/s, %.1f output tokens/s", totals["prompts"],
+                 len(missing), totals["prompts"] / totals["seconds"],
+                 totals["tokens_out"] / totals["seconds"])
+    bar.close()
+
+
+def gather_answers(prompts_path: str | Path, shard_paths: Sequence[str | Path],
+                   answers_path: str | Path, stats_path: str | Path) -> dict[str, Any]:
+    """Join shard answers onto every sample of a view, clean them and count the flags.
+
+    Output columns: sample_id, split, answer, flag, answer_raw, prompt_hash, tokens_in,
+    tokens_out — one row per sample, in sample_id order.
+    """
+    prompts = pd.read_parquet(prompts_path, columns=["sample_id", "split", "prompt_hash"])
+    shards = pd.concat([pd.read_parquet(p) for p in shard_paths], ignore_index=True)
+    shards = shards.drop_duplicates("prompt_hash")
+    cleaned = [clean_answer(raw, bool(limit)) for raw, limit in
+               zip(shards["answer_raw"], shards["hit_token_limit"], strict=True)]
+    shards["answer"] = [c.answer for c in cleaned]
+    shards["flag"] = [c.flag for c in cleaned]
+    table = prompts.merge(shards, on="prompt_hash", how="left", validate="many_to_one")
+    unanswered = table["answer_raw"].isna()
+    if unanswered.any():
+        example = table.loc[unanswered, "sample_id"].iloc[0]
+        raise Llm4sbrError(f"{answers_path}: {int(unanswered.sum())} samples have no answer "
+                           f"in the shards (first: sample_id {example}); the shard files do "
+                           "not match the prompts")
+    table = table[["sample_id", "split", "answer", "flag", "answer_raw", "prompt_hash",
+                   "tokens_in", "tokens_out"]]
+    counts = {flag: int((table["flag"] == flag).sum()) for flag in FLAGS}
+    for flag in FLAGS[1:]:
+        if counts[flag]:
+            log.warning("%s: %d of %d answers flagged %r (kept, with an empty or partial "
+                        "answer)", answers_path, counts[flag], len(table), flag)
+    stats = {"samples": len(table), "distinct_prompts": int(prompts["prompt_hash"].nunique()),
+             "flags": counts, "usable_fraction": round(counts["ok"] / max(len(table), 1), 4),
+             "mean_tokens_out": float(table["tokens_out"].astype("float").mean())}
+    with AtomicFiles() as files:
+        files.write_parquet(answers_path, table)
+        files.write_json(stats_path, stats)
+    log.info("%s: %d answers, flags %s", answers_path, len(table), counts)
+    return stats
+
+
+def model_identity(settings: GeneratorSettings) -> dict[str, Any]:
+    """What answers depend on besides decoding, computed without loading the model: the
+    backend, the configured model and a digest of local weights (so a re-downloaded or
+    re-quantised model at the same path is a new model); for a server, its URL."""
+    identity: dict[str, Any] = {"backend": settings.backend, "model": settings.model}
+    if settings.backend == "openai":
+        url = urlsplit(str(settings.options.get("base_url", "")))
+        # Credentials or query strings in a URL never reach the store's identity file.
+        identity["base_url"] = urlunsplit((url.scheme, url.hostname or "", url.path, "", "")) \
+            if url.port is None else \
+            urlunsplit((url.scheme, f"{url.hostname}:{url.port}", url.path, "", ""))
+    else:
+        path = resolve_model_path(settings.model)
+        identity["weights"] = weights_digest(path) if isinstance(path, Path) else None
+    return identity
+
+
+def store_key(settings: GeneratorSettings) -> str:
+    """The answer-store key: a digest of (model identity, decoding settings)."""
+    payload = {"model": model_identity(settings), "decoding": settings.decoding.key()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]

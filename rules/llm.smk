@@ -1,0 +1,57 @@
+# LLM generation: prompts → answers, scattered over `llm.shards` jobs per view and gathered
+# into results/{dataset}/llm/{llm}/{view}.parquet. Every answer is also kept in the
+# content-keyed store under {cache_dir}/answers/, so a job Snakemake re-runs (code or
+# params changed, another shard count) generates only prompts never answered before.
+
+
+# One shard. Heavy: declare the GPU so the SLURM profile can place it (profiles/slurm
+# sets gpu=1 for this rule); on a CPU the job uses `threads` torch threads.
+rule llm_generate_shard:
+    input:
+        "results/{dataset}/prompts/{view}.parquet",
+    output:
+        answers="results/{dataset}/llm/{llm}/shards/{view}/{shard}-of-{shards}.parquet",
+        stats="results/{dataset}/llm/{llm}/shards/{view}/{shard}-of-{shards}.stats.json",
+    params:
+        llm=config["llm"],
+        cache_dir=config["cache_dir"],
+    log:
+        "logs/{dataset}/llm_generate_shard/{llm}/{view}.{shard}-of-{shards}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/llm_generate_shard/{llm}/{view}.{shard}-of-{shards}.tsv"
+    wildcard_constraints:
+        llm=re.escape(LLM_NAME),
+        view="|".join(config["prompts"]["qualifiers"]),
+        shard=r"0|[1-9][0-9]*",
+        shards=r"[1-9][0-9]*",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=720,
+        gpu=0,
+    conda:
+        "../envs/gpu.yaml"
+    script:
+        "../workflow_scripts/llm_generate_shard.py"
+
+
+rule gather_answers:
+    input:
+        prompts="results/{dataset}/prompts/{view}.parquet",
+        shards=lambda w: answer_shards(w.dataset, w.llm, w.view),
+    output:
+        answers="results/{dataset}/llm/{llm}/{view}.parquet",
+        stats="results/{dataset}/llm/{llm}/{view}.stats.json",
+    log:
+        "logs/{dataset}/gather_answers/{llm}/{view}.log",
+    wildcard_constraints:
+        llm=re.escape(LLM_NAME),
+        view="|".join(config["prompts"]["qualifiers"]),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/gather_answers.py"
