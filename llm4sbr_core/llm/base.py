@@ -61,6 +61,11 @@ class Generator(ABC):
     def generate(self, prompts: list[str]) -> list[Generation]:
         """One answer per prompt, same order. Raises on a failure it cannot retry."""
 
+    def identity(self) -> dict[str, Any]:
+        """Which model answers (:func:`.identity.model_identity`; no credentials)."""
+        from .identity import model_identity
+        return model_identity(self.settings)
+
     def messages(self, prompt: str) -> list[dict[str, str]]:
         """The chat messages of one prompt (an optional system message, then the user)."""
         system = self.settings.decoding.system_prompt

@@ -14,24 +14,20 @@ shard count never moves an answered prompt into "unanswered".
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..embedded import resolve_model_path
 from ..errors import ConfigError, Llm4sbrError
 from ..io import AtomicFiles
 from .base import DecodingSettings, Generator, GeneratorSettings
 from .clean import FLAGS, clean_answer
-from .identity import model_slug, weights_digest
+from .identity import model_identity, model_slug, store_key
 from .store import ANSWER_COLUMNS, AnswerStore
 
 log = logging.getLogger(__name__)
@@ -197,26 +193,3 @@ def gather_answers(prompts_path: str | Path, shard_paths: Sequence[str | Path],
         files.write_json(stats_path, stats)
     log.info("%s: %d answers, flags %s", answers_path, len(table), counts)
     return stats
-
-
-def model_identity(settings: GeneratorSettings) -> dict[str, Any]:
-    """What answers depend on besides decoding, computed without loading the model: the
-    backend, the configured model and a digest of local weights (so a re-downloaded or
-    re-quantised model at the same path is a new model); for a server, its URL."""
-    identity: dict[str, Any] = {"backend": settings.backend, "model": settings.model}
-    if settings.backend == "openai":
-        url = urlsplit(str(settings.options.get("base_url", "")))
-        # Credentials or query strings in a URL never reach the store's identity file.
-        identity["base_url"] = urlunsplit((url.scheme, url.hostname or "", url.path, "", "")) \
-            if url.port is None else \
-            urlunsplit((url.scheme, f"{url.hostname}:{url.port}", url.path, "", ""))
-    else:
-        path = resolve_model_path(settings.model)
-        identity["weights"] = weights_digest(path) if isinstance(path, Path) else None
-    return identity
-
-
-def store_key(settings: GeneratorSettings) -> str:
-    """The answer-store key: a digest of (model identity, decoding settings)."""
-    payload = {"model": model_identity(settings), "decoding": settings.decoding.key()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]

@@ -9,9 +9,16 @@ weight file plus its size, so hashing a 15 GB folder takes milliseconds, not min
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..embedded import resolve_model_path
+
+if TYPE_CHECKING:
+    from .base import GeneratorSettings
 
 #: Weight files: hashed by size plus their first and last :data:`SAMPLE_BYTES`.
 WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".gguf", ".pt", ".pth"})
@@ -101,3 +108,23 @@ def model_slug(model: str) -> str:
     if not slug:
         raise ValueError(f"cannot make a file name out of the model {model!r}")
     return slug
+
+
+def model_identity(settings: GeneratorSettings) -> dict[str, Any]:
+    """What answers depend on besides decoding, computed without loading the model: the
+    backend, the configured model and a digest of local weights (a re-downloaded or
+    re-quantised model at the same path is a new model); for a server, its public URL."""
+    identity: dict[str, Any] = {"backend": settings.backend, "model": settings.model}
+    if settings.backend == "openai":
+        from .openai_backend import public_url
+        identity["base_url"] = public_url(str(settings.options.get("base_url", "")))
+    else:
+        path = resolve_model_path(settings.model)
+        identity["weights"] = weights_digest(path) if isinstance(path, Path) else None
+    return identity
+
+
+def store_key(settings: GeneratorSettings) -> str:
+    """The answer-store key: a digest of (model identity, decoding settings)."""
+    payload = {"model": model_identity(settings), "decoding": settings.decoding.key()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]

@@ -17,7 +17,7 @@ Options (the backend's ``settings.options`` block):
                  (default 1.0); a ``Retry-After`` header from the server wins
 
 The API key is kept only in the session's headers: it never appears in logs, errors,
-``repr()`` or :meth:`OpenAIGenerator.identity`.
+``repr()`` or :meth:`Generator.identity`.
 """
 
 from __future__ import annotations
@@ -170,11 +170,6 @@ class OpenAIGenerator(Generator):
     def __repr__(self) -> str:
         return (f"OpenAIGenerator(model={self.settings.model!r}, "
                 f"base_url={public_url(self.base_url)!r}, concurrency={self.concurrency})")
-
-    def identity(self) -> dict[str, Any]:
-        """Backend, served model name and the server's URL (no credentials, no query)."""
-        return {"backend": "openai", "model": self.settings.model,
-                "base_url": public_url(self.base_url)}
 
     def _payload(self, prompt: str) -> dict[str, Any]:
         decoding = self.settings.decoding

@@ -34,9 +34,21 @@ def pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX): there, bf16
+    generation is ~2.5× faster than float32; elsewhere bf16 is emulated and slower."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in f)
+    except OSError:
+        return False
+
+
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """`llm.dtype`; auto = bf16 on CUDA and on CPUs with AMX, float32 elsewhere."""
     if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+        return torch.bfloat16 if native else torch.float32
     if dtype not in _DTYPES:
         raise ConfigError("llm.dtype", f"unknown dtype {dtype!r}; use auto or {sorted(_DTYPES)}")
     return _DTYPES[dtype]
@@ -79,9 +91,17 @@ def _dequantise(gguf: Path, destination: Path) -> None:
     try:
         AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name) \
             .save_pretrained(partial)
-        AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
-                                             dtype=torch.float32).save_pretrained(partial)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                     dtype=torch.float32)
+        # The weights are plain float32 tensors after loading; only the GGUF marker
+        # stops save_pretrained, so drop it.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(partial)
         os.chmod(partial, 0o755)
+        for file in partial.iterdir():  # save_pretrained may create 0600 files
+            os.chmod(file, 0o644)
         try:
             os.rename(partial, destination)
         except OSError:  # another job got there first: use its copy

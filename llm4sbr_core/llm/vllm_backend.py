@@ -18,7 +18,6 @@ from typing import Any
 
 from llm4sbr_core.errors import ConfigError, GenerationError
 from llm4sbr_core.llm.base import Generation, Generator, GeneratorSettings
-from llm4sbr_core.llm.identity import weights_digest
 from llm4sbr_core.llm.openai_backend import hit_token_limit
 
 #: The ``settings.options`` keys passed through to ``vllm.LLM``.
@@ -42,8 +41,6 @@ class VLLMGenerator(Generator):
             raise ConfigError("llm.backend",
                               "the vllm backend needs the vllm package: pip install vllm"
                               ) from None
-        self._digest: str | None = None
-        self._digest_done = False
         self._sampling = SamplingParams(temperature=0,
                                         max_tokens=settings.decoding.max_new_tokens)
         self._llm: Any = LLM(model=settings.model, enable_prefix_caching=True,
@@ -51,13 +48,6 @@ class VLLMGenerator(Generator):
 
     def __repr__(self) -> str:
         return f"VLLMGenerator(model={self.settings.model!r})"
-
-    def identity(self) -> dict[str, Any]:
-        """Backend, model name and :func:`weights_digest` of a local model (else ``None``)."""
-        if not self._digest_done:
-            self._digest = weights_digest(self.settings.model)
-            self._digest_done = True
-        return {"backend": "vllm", "model": self.settings.model, "weights": self._digest}
 
     def generate(self, prompts: list[str]) -> list[Generation]:
         """One answer per prompt, same order, in one batched ``LLM.chat`` call."""

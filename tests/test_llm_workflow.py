@@ -1,0 +1,106 @@
+"""The LLM stage through Snakemake with the embedded SmolLM2-135M-Instruct, on a tiny
+catalogue of movies: prompts → sharded generation → gathered, cleaned answers; re-runs
+reuse stored answers."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import snakemake
+
+pytestmark = [pytest.mark.workflow, pytest.mark.integration]
+
+TITLES = ["Toy Story (1995)", "Heat (1995)", "Casino (1995)", "Jumanji (1995)",
+          "Sabrina (1995)", "GoldenEye (1995)", "Babe (1995)", "Se7en (1995)"]
+LLM = "smollm2-135m-instruct"
+
+
+def write_dataset(root):
+    raw = root / "raw" / "tiny"
+    raw.mkdir(parents=True)
+    rng = random.Random(0)
+    rows = ["user_id,item_id,position"]
+    for user in range(10):
+        for pos, item in enumerate(rng.sample(range(len(TITLES)), 3)):
+            rows.append(f"{user},m{item},{pos}")
+    (raw / "interactions.csv").write_text("\n".join(rows) + "\n")
+    items = ["item_id,title"] + [f'm{i},"{t}"' for i, t in enumerate(TITLES)]
+    (raw / "items.csv").write_text("\n".join(items) + "\n")
+    config = {
+        "raw_dir": str(root / "raw"), "datasets": ["tiny"], "cache_dir": str(root / "cache"),
+        "dataset_settings": {"tiny": {
+            "format": "csv", "source": None,
+            "files": {"interactions": "interactions.csv", "items": "items.csv"},
+            "columns": {"user": "user_id", "item": "item_id", "time": "position"},
+            "time_kind": "position", "sessionize": {"method": "user", "order": "key"},
+            "filter": {"min_session_length": 2, "min_item_count": 1},
+            "split": {"method": "ordered", "test_fraction": 0.2, "valid_fraction": 0.2},
+            "samples": {"train": "prefix", "valid": "last", "test": "last"}}},
+        "llm": {"shards": 2, "batch_size": 8, "chunk_size": 4, "max_new_tokens": 16},
+    }
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def override(root, **blocks):
+    path = root / f"override{len(list(root.glob('override*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(blocks))
+    return str(path)
+
+
+def test_generation_runs_sharded_and_reruns_reuse_answers(tmp_path):
+    config = write_dataset(tmp_path)
+    snakemake(tmp_path, "--", "llm_all", configs=("config.yaml", str(config)))
+    samples = sum(len(pd.read_parquet(tmp_path / f"results/tiny/data/{s}.parquet"))
+                  for s in ("train", "valid", "test"))
+    generated = 0
+    for view in ("short", "long"):
+        prompts = pd.read_parquet(tmp_path / f"results/tiny/prompts/{view}.parquet")
+        assert len(prompts) == samples and prompts["prompt"].str.contains("_").all()
+        answers = pd.read_parquet(tmp_path / f"results/tiny/llm/{LLM}/{view}.parquet")
+        assert answers["sample_id"].tolist() == prompts["sample_id"].tolist()
+        assert set(answers["flag"]) <= {"ok", "empty", "echo", "truncated"}
+        assert (answers["flag"] == "ok").sum() > 0
+        assert (answers.loc[answers["flag"] != "ok", "answer"] == "").all() or \
+            (answers["flag"] == "truncated").any()
+        stats = json.loads((tmp_path / f"results/tiny/llm/{LLM}/{view}.stats.json").read_text())
+        assert stats["samples"] == samples and sum(stats["flags"].values()) == samples
+        for shard in range(2):
+            shard_stats = json.loads((tmp_path / f"results/tiny/llm/{LLM}/shards/{view}/"
+                                      f"{shard}-of-2.stats.json").read_text())
+            assert shard_stats["reused"] == 0
+            generated += shard_stats["generated"]
+            assert shard_stats["tokens_out"] > 0 or shard_stats["generated"] == 0
+        assert (tmp_path / f"results/tiny/benchmarks/llm_generate_shard/{LLM}/"
+                f"{view}.0-of-2.tsv").exists()
+    distinct = sum(pd.read_parquet(tmp_path / f"results/tiny/prompts/{v}.parquet")
+                   ["prompt_hash"].nunique() for v in ("short", "long"))
+    assert generated == distinct
+    # the GGUF was dequantised once into the cache; answers are in the store
+    assert len(list((tmp_path / "cache/models").iterdir())) == 1
+    first = pd.read_parquet(tmp_path / f"results/tiny/llm/{LLM}/short.parquet")
+
+    # Another shard count: Snakemake runs new shard jobs, but nothing is generated again.
+    snakemake(tmp_path, "--", "llm_all",
+              configs=("config.yaml", str(config), override(tmp_path, llm={"shards": 3})))
+    for shard in range(3):
+        stats = json.loads((tmp_path / f"results/tiny/llm/{LLM}/shards/short/"
+                            f"{shard}-of-3.stats.json").read_text())
+        assert stats["generated"] == 0 and stats["reused"] == stats["prompts"]
+    again = pd.read_parquet(tmp_path / f"results/tiny/llm/{LLM}/short.parquet")
+    pd.testing.assert_frame_equal(first, again)
+
+    # Other decoding settings are another store: those answers are generated anew.
+    snakemake(tmp_path, "--", "llm_all", configs=(
+        "config.yaml", str(config),
+        override(tmp_path, llm={"shards": 1, "max_new_tokens": 8}, views=["normal"])))
+    stats = json.loads((tmp_path / f"results/tiny/llm/{LLM}/shards/normal/0-of-1.stats.json")
+                       .read_text())
+    assert stats["generated"] == stats["prompts"] > 0
+    assert len(list((tmp_path / "cache/answers").iterdir())) == 2
