@@ -86,3 +86,16 @@ def llm_targets():
     """The gathered answers of every dataset and view."""
     return expand("results/{dataset}/llm/{llm}/{view}.parquet", dataset=DATASETS,
                   llm=LLM_NAME, view=config["views"])
+
+
+# --- text encoding and intent localization (rules/text.smk, rules/localize.smk) -------
+from llm4sbr_core.text.encoder import EncoderSettings
+
+ENCODER_NAME = EncoderSettings.from_config(config["encoder"]).slug
+INTENT_DIR = "results/{dataset}/intents/{llm}/{encoder}/r{r}"
+
+
+def intent_targets():
+    """Localized intent vectors of every dataset and view at the configured r."""
+    return expand(f"{INTENT_DIR}/{{view}}.npy", dataset=DATASETS, llm=LLM_NAME,
+                  encoder=ENCODER_NAME, r=config["localize"]["r"], view=config["views"])

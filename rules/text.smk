@@ -1,0 +1,57 @@
+# Text encoding: item texts and LLM answers → float32 vectors (results/{dataset}/text/...).
+# Vectors are also kept by text hash under {cache_dir}/embeddings/, so a re-run after a
+# code or config edit encodes only texts never encoded before.
+
+
+rule encode_items:
+    input:
+        item_table="results/{dataset}/data/items.parquet",
+    output:
+        vectors="results/{dataset}/text/{encoder}/items.npy",
+        stats="results/{dataset}/text/{encoder}/items.stats.json",
+    params:
+        encoder=config["encoder"],
+        cache_dir=config["cache_dir"],
+    log:
+        "logs/{dataset}/encode_items/{encoder}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/encode_items/{encoder}.tsv"
+    wildcard_constraints:
+        encoder=re.escape(ENCODER_NAME),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=0,
+    conda:
+        "../envs/gpu.yaml"
+    script:
+        "../workflow_scripts/encode_items.py"
+
+
+rule encode_answers:
+    input:
+        answers="results/{dataset}/llm/{llm}/{view}.parquet",
+    output:
+        vectors="results/{dataset}/text/{encoder}/{llm}/{view}.npy",
+        stats="results/{dataset}/text/{encoder}/{llm}/{view}.stats.json",
+    params:
+        encoder=config["encoder"],
+        cache_dir=config["cache_dir"],
+    log:
+        "logs/{dataset}/encode_answers/{encoder}/{llm}/{view}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/encode_answers/{encoder}/{llm}/{view}.tsv"
+    wildcard_constraints:
+        encoder=re.escape(ENCODER_NAME),
+        llm=re.escape(LLM_NAME),
+        view="|".join(config["prompts"]["qualifiers"]),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=0,
+    conda:
+        "../envs/gpu.yaml"
+    script:
+        "../workflow_scripts/encode_answers.py"
