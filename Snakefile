@@ -21,6 +21,8 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/prompts.smk"
 include: "rules/llm.smk"
+include: "rules/text.smk"
+include: "rules/localize.smk"
 include: "rules/train.smk"
 
 
@@ -34,6 +36,12 @@ rule all:
 rule llm_all:
     input:
         llm_targets(),
+
+
+# The localized intent vectors of every dataset and view (stage 1 complete).
+rule intents_all:
+    input:
+        intent_targets(),
 
 
 # Every training run of config `train:` (not part of `all` yet).

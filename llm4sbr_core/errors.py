@@ -33,3 +33,11 @@ class EmptyDatasetError(Llm4sbrError):
 
 class GenerationError(Llm4sbrError):
     """A generation backend failed in a way it cannot (or can no longer) retry."""
+
+
+class LocalizationError(Llm4sbrError):
+    """Answer or item embeddings cannot be localized onto the item set (paper §4.1.3)."""
+
+    def __init__(self, message: str, path: str | Path | None = None):
+        self.path = str(path) if path is not None else None
+        super().__init__(f"{self.path}: {message}" if self.path is not None else message)

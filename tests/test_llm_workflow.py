@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -56,7 +57,7 @@ def override(root, **blocks):
 
 def test_generation_runs_sharded_and_reruns_reuse_answers(tmp_path):
     config = write_dataset(tmp_path)
-    snakemake(tmp_path, "--", "llm_all", configs=("config.yaml", str(config)))
+    snakemake(tmp_path, "--", "intents_all", configs=("config.yaml", str(config)))
     samples = sum(len(pd.read_parquet(tmp_path / f"results/tiny/data/{s}.parquet"))
                   for s in ("train", "valid", "test"))
     generated = 0
@@ -85,6 +86,22 @@ def test_generation_runs_sharded_and_reruns_reuse_answers(tmp_path):
     # the GGUF was dequantised once into the cache; answers are in the store
     assert len(list((tmp_path / "cache/models").iterdir())) == 1
     first = pd.read_parquet(tmp_path / f"results/tiny/llm/{LLM}/short.parquet")
+
+    # Encoding and localization (r = 5 of 8 items) on top of the answers.
+    items = np.load(tmp_path / "results/tiny/text/all-minilm-l6-v2/items.npy")
+    assert items.shape == (len(TITLES) + 1, 384) and not items[0].any()
+    for view in ("short", "long"):
+        answers = np.load(tmp_path / f"results/tiny/text/all-minilm-l6-v2/{LLM}/{view}.npy")
+        assert answers.shape == (samples, 384)
+        intent_dir = tmp_path / f"results/tiny/intents/{LLM}/all-minilm-l6-v2/r5"
+        intents = np.load(intent_dir / f"{view}.npy")
+        assert intents.shape == (samples, 384) and np.isfinite(intents).all()
+        topr = pd.read_parquet(intent_dir / f"{view}.topr.parquet")
+        assert len(topr) == samples and all(len(ids) == 5 and 0 not in ids
+                                            for ids in topr["item_ids"])
+        grounding = json.loads((intent_dir / f"{view}.grounding.json").read_text())
+        assert 0 <= grounding["hit_at_r"] <= 1 and "test" in grounding["by_split"]
+        assert len(grounding["examples"]) >= 1
 
     # Another shard count: Snakemake runs new shard jobs, but nothing is generated again.
     snakemake(tmp_path, "--", "llm_all",

@@ -1,0 +1,36 @@
+# Intent localization (paper §4.1.3, eq. 5): each answer vector → the r most similar real
+# items, summed with their own cosine similarities as weights. r = 0 keeps the raw answer
+# vector (the paper's Fig. 7). Also writes grounding statistics per view.
+
+
+rule localize_intents:
+    input:
+        unpack(data_inputs),
+        item_vectors="results/{dataset}/text/{encoder}/items.npy",
+        answer_vectors="results/{dataset}/text/{encoder}/{llm}/{view}.npy",
+        answers="results/{dataset}/llm/{llm}/{view}.parquet",
+    output:
+        intents=f"{INTENT_DIR}/{{view}}.npy",
+        topr=f"{INTENT_DIR}/{{view}}.topr.parquet",
+        grounding=f"{INTENT_DIR}/{{view}}.grounding.json",
+    params:
+        backend=config["localize"]["backend"],
+        batch_size=config["localize"]["batch_size"],
+    log:
+        "logs/{dataset}/localize_intents/{llm}/{encoder}/r{r}/{view}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/localize_intents/{llm}/{encoder}/r{r}.{view}.tsv"
+    wildcard_constraints:
+        encoder=re.escape(ENCODER_NAME),
+        llm=re.escape(LLM_NAME),
+        view="|".join(config["prompts"]["qualifiers"]),
+        r=r"0|[1-9][0-9]*",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=0,
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/localize_intents.py"

@@ -1,0 +1,341 @@
+"""Intent localization (paper §4.1.3, eqs. 4–5): backends, tie rule, eq. 5, validation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from llm4sbr_core.errors import Llm4sbrError, LocalizationError
+from llm4sbr_core.localize import (
+    check_rows,
+    grounding_stats,
+    localize_intents,
+    top_r,
+    weighted_item_sum,
+    write_localized,
+)
+
+try:
+    import faiss  # noqa: F401
+    BACKENDS = ["torch", "faiss", "numpy"]
+except ImportError:  # pragma: no cover - faiss-cpu is in requirements.lock
+    BACKENDS = ["torch", "numpy"]
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    """300 answers, 500 items (+ padding row 0), d = 32, with exact ties built in."""
+    rng = np.random.default_rng(7)
+    items = rng.standard_normal((501, 32)).astype(np.float32)
+    # Duplicate texts: item j is a copy of item i < j (identical similarities).
+    for i, j in [(10, 400), (11, 250), (12, 13), (40, 41), (40, 42)]:
+        items[j] = items[i]
+    items[77] = 3 * items[5]  # same direction, different length: same cosine
+    answers = rng.standard_normal((300, 32)).astype(np.float32)
+    # Some answers equal to a duplicated item: the tie is at the top of the ranking.
+    for row, item in [(0, 400), (1, 250), (2, 13), (3, 42), (4, 77)]:
+        answers[row] = items[item] * 0.5
+    return answers, items
+
+
+def reference_top_r(answers: np.ndarray, items: np.ndarray, r: int,
+                    candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Independent brute force: float64 cosine of all pairs, sorted by (-score, id)."""
+    a = answers.astype(np.float64)
+    e = items.astype(np.float64)
+    na = np.linalg.norm(a, axis=1, keepdims=True)
+    ne = np.linalg.norm(e, axis=1, keepdims=True)
+    sim = (a / np.where(na == 0, 1, na)) @ (e / np.where(ne == 0, 1, ne)).T
+    allowed = np.ones(len(items), dtype=bool) if candidates is None else candidates.copy()
+    allowed[0] = False
+    cand = np.flatnonzero(allowed)
+    sim32 = sim[:, cand].astype(np.float32)
+    ids = np.empty((len(a), r), dtype=np.int64)
+    scores = np.empty((len(a), r), dtype=np.float32)
+    for i in range(len(a)):
+        order = np.lexsort((cand, -sim32[i]))[:r]
+        ids[i], scores[i] = cand[order], sim32[i, order]
+    return ids, scores
+
+
+def assert_same_up_to_ties(ids, scores, ref_ids, ref_scores, eps=1e-6):
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-5)
+    # Where a reference score has a neighbour within eps, float rounding may swap them.
+    close = np.zeros(ref_scores.shape, dtype=bool)
+    gap = np.abs(np.diff(ref_scores, axis=1)) < eps
+    close[:, 1:] |= gap
+    close[:, :-1] |= gap
+    assert np.array_equal(ids[~close], ref_ids[~close])
+    assert close.mean() < 0.05
+
+
+@pytest.fixture(scope="module")
+def results(data):
+    answers, items = data
+    return {b: top_r(answers, items, 10, backend=b, device="cpu") for b in BACKENDS}
+
+
+def test_backends_agree_exactly_and_match_reference(data, results):
+    answers, items = data
+    ids, scores = results["numpy"]
+    assert ids.shape == scores.shape == (300, 10)
+    assert ids.dtype == np.int64 and scores.dtype == np.float32
+    for backend in BACKENDS:
+        b_ids, b_scores = results[backend]
+        assert np.array_equal(b_ids, ids), backend
+        np.testing.assert_allclose(b_scores, scores, atol=1e-5)
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    assert_same_up_to_ties(ids, scores, *reference_top_r(answers, items, 10))
+
+
+def test_explicit_ties_put_smaller_id_first(results):
+    for backend in BACKENDS:
+        ids, scores = results[backend]
+        assert list(ids[0, :2]) == [10, 400], backend
+        assert list(ids[1, :2]) == [11, 250], backend
+        assert list(ids[2, :2]) == [12, 13], backend
+        assert list(ids[3, :3]) == [40, 41, 42], backend
+        assert list(ids[4, :2]) == [5, 77], backend
+        np.testing.assert_allclose(scores[:5, 0], 1.0, atol=1e-6)
+        assert scores[3, 0] == scores[3, 1] == scores[3, 2]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_massive_ties_beyond_the_proposed_candidates(backend):
+    """40 identical items and r = 5: the backend's top-21 is an arbitrary subset of the
+    tie, so the exhaustive fallback must return the 5 smallest ids."""
+    rng = np.random.default_rng(1)
+    items = rng.standard_normal((101, 8)).astype(np.float32)
+    dup = np.arange(50, 90)
+    items[dup] = items[3]
+    answers = np.stack([items[3], -items[3], rng.standard_normal(8).astype(np.float32)])
+    ids, scores = top_r(answers, items, 5, backend=backend, device="cpu")
+    assert list(ids[0]) == [3, 50, 51, 52, 53]
+    np.testing.assert_allclose(scores[0], 1.0, atol=1e-6)
+    ref_ids, ref_scores = reference_top_r(answers, items, 5)
+    np.testing.assert_array_equal(ids, ref_ids)
+
+
+def hand_eq5(answers, items, r):
+    """Eq. 5 by loops: Σ over the r most similar items of sim · original embedding."""
+    out = []
+    for a in answers:
+        sims = []
+        for item_id in range(1, len(items)):
+            e = items[item_id]
+            dot = sum(float(x) * float(y) for x, y in zip(a, e, strict=True))
+            na = math.sqrt(sum(float(x) ** 2 for x in a))
+            ne = math.sqrt(sum(float(y) ** 2 for y in e))
+            sims.append((-(dot / (na * ne)), item_id))
+        h = [0.0] * len(a)
+        for neg_sim, item_id in sorted(sims)[:r]:
+            h = [hi - neg_sim * float(ei) for hi, ei in zip(h, items[item_id], strict=True)]
+        out.append(h)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_eq5_hand_computed(backend):
+    # Row 0 (padding) points the same way as answer 0 but is never a candidate.
+    items = np.array([[5, 0], [3, 4], [1, 0]], dtype=np.float32)
+    answers = np.array([[1, 0], [0, 2], [-1, 0]], dtype=np.float32)
+    # cos(a, e1), cos(a, e2): a0: 0.6, 1.0; a1: 0.8, 0.0; a2: -0.6, -1.0
+    h, ids, scores = localize_intents(answers, items, 2, backend=backend, device="cpu")
+    np.testing.assert_array_equal(ids, [[2, 1], [1, 2], [1, 2]])
+    np.testing.assert_allclose(scores, [[1.0, 0.6], [0.8, 0.0], [-0.6, -1.0]], atol=1e-6)
+    expected = np.array([[1.0 * 1 + 0.6 * 3, 0.6 * 4],      # [2.8, 2.4]
+                         [0.8 * 3 + 0.0 * 1, 0.8 * 4],      # [2.4, 3.2]
+                         [-0.6 * 3 - 1.0 * 1, -0.6 * 4]])   # [-2.8, -2.4]
+    np.testing.assert_allclose(h, expected, atol=1e-6)
+    np.testing.assert_allclose(h, hand_eq5(answers, items, 2), atol=1e-6)
+    h1, ids1, _ = localize_intents(answers, items, 1, backend=backend, device="cpu")
+    np.testing.assert_array_equal(ids1[:, 0], [2, 1, 1])
+    np.testing.assert_allclose(h1, [[1, 0], [2.4, 3.2], [-1.8, -2.4]], atol=1e-6)
+    assert h.dtype == np.float32
+
+
+def test_h_infer_all_backends_agree_with_loop(data):
+    answers, items = data
+    answers, items = answers[:20], items[:60]
+    hs = [localize_intents(answers, items, 4, backend=b, device="cpu")[0] for b in BACKENDS]
+    for h in hs[1:]:
+        np.testing.assert_allclose(h, hs[0], atol=1e-5)
+    np.testing.assert_allclose(hs[0], hand_eq5(answers, items, 4), atol=1e-5)
+    ids, scores = top_r(answers, items, 4, backend="numpy")
+    np.testing.assert_allclose(weighted_item_sum(items, ids, scores), hs[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_r_zero_returns_answers(data, backend):
+    answers, items = data
+    h, ids, scores = localize_intents(answers, items, 0, backend=backend, device="cpu")
+    np.testing.assert_array_equal(h, answers)
+    assert ids.shape == scores.shape == (300, 0)
+    assert h is not answers
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_candidates_mask_and_padding_row(data, backend):
+    answers, items = data
+    items = items.copy()
+    items[0] = answers[7]  # the padding row is the most similar item of answer 7
+    mask = np.ones(len(items), dtype=bool)
+    excluded = [10, 12, 40, 41, 42, 100, 101]
+    mask[excluded] = False
+    ids, scores = top_r(answers, items, 10, backend=backend, candidates=mask, device="cpu")
+    assert not np.isin(ids, [0, *excluded]).any()
+    assert list(ids[0, :1]) == [400] and list(ids[2, :1]) == [13]
+    ref = reference_top_r(answers, items, 10, candidates=mask)
+    assert_same_up_to_ties(ids, scores, *ref)
+    ids_all, _ = top_r(answers, items, 10, backend=backend, device="cpu")
+    assert 0 not in ids_all
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batching_gives_the_same(data, results, backend):
+    answers, items = data
+    ids, scores = top_r(answers, items, 10, backend=backend, batch_size=7, device="cpu")
+    np.testing.assert_array_equal(ids, results[backend][0])
+    np.testing.assert_array_equal(scores, results[backend][1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zero_vectors_have_similarity_zero(backend):
+    items = np.array([[0, 0], [0, 0], [1, 1], [0, 0], [-1, 0]], dtype=np.float32)
+    answers = np.array([[0, 0], [1, 0]], dtype=np.float32)
+    h, ids, scores = localize_intents(answers, items, 4, backend=backend, device="cpu")
+    assert np.isfinite(scores).all() and np.isfinite(h).all()
+    np.testing.assert_array_equal(ids[0], [1, 2, 3, 4])  # all 0: ascending ids
+    np.testing.assert_array_equal(scores[0], 0)
+    np.testing.assert_array_equal(h[0], 0)
+    np.testing.assert_array_equal(ids[1], [2, 1, 3, 4])
+    np.testing.assert_allclose(scores[1], [math.sqrt(0.5), 0, 0, -1], atol=1e-6)
+
+
+def test_validation_errors(data, tmp_path):
+    answers, items = data
+    a_path, i_path = tmp_path / "answers.npy", tmp_path / "items.npy"
+    bad = answers.copy()
+    bad[17, 3] = np.nan
+    with pytest.raises(LocalizationError, match=r"answers\.npy: answers .*NaN.*row 17"):
+        top_r(bad, items, 5, backend="numpy", answers_path=a_path)
+    bad_items = items.copy()
+    bad_items[33, 0] = np.inf
+    with pytest.raises(LocalizationError, match=r"items\.npy: items .*row 33"):
+        localize_intents(answers, bad_items, 5, backend="numpy", items_path=i_path)
+    with pytest.raises(LocalizationError, match=r"dimension mismatch.*d=32.*d=16"):
+        top_r(answers, items[:, :16], 5, backend="numpy")
+    with pytest.raises(LocalizationError, match="r must be >= 0"):
+        top_r(answers, items, -1, backend="numpy")
+    with pytest.raises(LocalizationError, match=r"r=501 is larger .* candidate items \(500\)"):
+        top_r(answers, items, 501, backend="numpy")
+    mask = np.zeros(len(items), dtype=bool)
+    mask[[0, 3]] = True
+    with pytest.raises(LocalizationError, match=r"r=2 is larger .*\(1\)"):
+        top_r(answers, items, 2, backend="numpy", candidates=mask)
+    mask[3] = False
+    with pytest.raises(LocalizationError, match=r"items\.npy: empty candidate set"):
+        top_r(answers, items, 1, backend="numpy", candidates=mask, items_path=i_path)
+    with pytest.raises(LocalizationError, match="boolean mask of shape"):
+        top_r(answers, items, 1, backend="numpy", candidates=np.ones(3, dtype=bool))
+    with pytest.raises(LocalizationError, match="nothing to localize"):
+        top_r(answers, items[:1], 0, backend="numpy")
+    with pytest.raises(LocalizationError, match="unknown backend 'annoy'"):
+        top_r(answers, items, 5, backend="annoy")
+    with pytest.raises(LocalizationError, match="batch_size"):
+        top_r(answers, items, 5, backend="numpy", batch_size=0)
+    with pytest.raises(LocalizationError, match="2-D"):
+        top_r(answers[0], items, 5, backend="numpy")
+    with pytest.raises(LocalizationError, match=r"answers\.npy: answers has 300 rows but 299"):
+        check_rows(answers, 299, a_path)
+    with pytest.raises(LocalizationError, match="300 rows but 301"):
+        localize_intents(answers, items, 5, backend="numpy", expected_rows=301)
+    check_rows(answers, 300, a_path)
+    assert issubclass(LocalizationError, Llm4sbrError)
+
+
+def test_explicit_cuda_without_gpu_is_a_clear_error(data):
+    import torch
+
+    answers, items = data
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(LocalizationError, match="CUDA"):
+        top_r(answers, items, 5, backend="torch", device="cuda")
+
+
+def test_grounding_stats():
+    ids = np.array([[3, 9], [7, 2], [5, 1], [4, 6]])
+    scores = np.array([[0.9, 0.5], [0.7, 0.1], [0.5, 0.4], [0.3, 0.2]], dtype=np.float32)
+    sessions = [[1, 3], [2], [5, 6, 7], []]
+    targets = np.array([9, 8, 1, 4])
+    # top-1 in session: yes, no, yes, no; target in top-2: yes, no, yes, yes
+    stats = grounding_stats(ids, sessions, targets, scores=scores,
+                            splits=["valid", "test", "test", "valid"])
+    assert stats["samples"] == 4 and stats["r"] == 2
+    assert stats["top1_in_session"] == pytest.approx(0.5)
+    assert stats["hit_at_r"] == pytest.approx(0.75)
+    assert stats["mean_top1_similarity"] == pytest.approx((0.9 + 0.7 + 0.5 + 0.3) / 4)
+    assert list(stats["by_split"]) == ["valid", "test"]
+    valid, test = stats["by_split"]["valid"], stats["by_split"]["test"]
+    assert valid == {"samples": 2, "r": 2, "top1_in_session": 0.5, "hit_at_r": 1.0,
+                     "mean_top1_similarity": pytest.approx(0.6)}
+    assert test["top1_in_session"] == 0.5 and test["hit_at_r"] == 0.5
+    assert test["mean_top1_similarity"] == pytest.approx(0.6)
+    plain = grounding_stats(ids, sessions, targets)
+    assert plain["mean_top1_similarity"] is None and "by_split" not in plain
+    empty_r = grounding_stats(np.zeros((4, 0), dtype=np.int64), sessions, targets)
+    assert empty_r["hit_at_r"] == 0.0 and empty_r["top1_in_session"] is None
+    with pytest.raises(LocalizationError, match="sessions"):
+        grounding_stats(ids, sessions[:3], targets)
+
+
+def test_write_localized_round_trip(tmp_path: Path):
+    rng = np.random.default_rng(3)
+    h = rng.standard_normal((4, 6)).astype(np.float32)
+    ids = np.array([[1, 2], [3, 4], [5, 6], [7, 8]])
+    scores = rng.random((4, 2)).astype(np.float32)
+    sample_ids = np.array([10, 11, 12, 13])
+    npy, parquet = tmp_path / "out" / "short.npy", tmp_path / "out" / "short.topr.parquet"
+    write_localized(npy, parquet, h, ids, scores, sample_ids)
+    assert sorted(p.name for p in npy.parent.iterdir()) == ["short.npy", "short.topr.parquet"]
+    loaded = np.load(npy)
+    assert loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, h)
+    table = pq.read_table(parquet)
+    assert table.schema.field("sample_id").type == pa.int64()
+    assert table.schema.field("item_ids").type == pa.list_(pa.int64())
+    assert table.schema.field("scores").type == pa.list_(pa.float32())
+    assert table["sample_id"].to_pylist() == [10, 11, 12, 13]
+    assert table["item_ids"].to_pylist() == ids.tolist()
+    np.testing.assert_array_equal(np.array(table["scores"].to_pylist(), dtype=np.float32),
+                                  scores)
+    # r = 0: empty lists; a failing write leaves nothing behind.
+    write_localized(npy, parquet, h, ids[:, :0], scores[:, :0], sample_ids)
+    assert pq.read_table(parquet)["item_ids"].to_pylist() == [[]] * 4
+    with pytest.raises(LocalizationError, match="inconsistent shapes"):
+        write_localized(tmp_path / "x.npy", tmp_path / "x.parquet", h, ids[:3], scores,
+                        sample_ids)
+    assert not (tmp_path / "x.npy").exists()
+    assert sorted(p.name for p in npy.parent.iterdir()) == ["short.npy", "short.topr.parquet"]
+
+
+def test_write_localized_failure_leaves_no_files(tmp_path: Path, monkeypatch):
+    from llm4sbr_core import io as io_module
+
+    def broken(self, destination, table):
+        self.temp_path(destination)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io_module.AtomicFiles, "write_parquet", broken)
+    h = np.zeros((2, 3), dtype=np.float32)
+    ids = np.array([[1], [2]])
+    with pytest.raises(OSError, match="disk full"):
+        write_localized(tmp_path / "v.npy", tmp_path / "v.parquet", h, ids,
+                        np.ones((2, 1), dtype=np.float32), np.array([0, 1]))
+    assert list(tmp_path.iterdir()) == []
