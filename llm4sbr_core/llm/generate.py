@@ -56,7 +56,7 @@ def llm_name(llm: Mapping[str, Any]) -> str:
 
 def make_generator(settings: GeneratorSettings, threads: int | None = None) -> Generator:
     """Load the configured backend (imports happen here, so unused backends' packages
-    need not be installed)."""
+    need not be installed). ``threads`` sets torch's CPU threads of local models."""
     if settings.backend == "transformers":
         from .transformers_backend import TransformersGenerator
         return TransformersGenerator(settings, threads=threads)
@@ -102,8 +102,7 @@ def generate_shard(prompts_path: str | Path, shard: int, shards: int,
              store.path, len(missing))
     generated = {"prompts": 0, "tokens_in": 0, "tokens_out": 0, "seconds": 0.0}
     if len(missing):
-        generator = load_generator(settings, threads=threads) \
-            if settings.backend == "transformers" else load_generator(settings)
+        generator = load_generator(settings, threads=threads)
         try:
             _generate_missing(generator, missing, store, chunk_size, generated)
         finally:
