@@ -1,0 +1,47 @@
+"""Grounding statistics of localized intents as Markdown (docs, reports).
+
+Reads the ``{view}.grounding.json`` files written by the localize_intents rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f}"
+
+
+def grounding_table(paths: Iterable[str | Path]) -> str:
+    """One row per (dataset, llm, encoder, r, view) and split: top-1 in session, hit@r,
+    mean top-1 similarity, answers with no text."""
+    lines = ["| dataset | view | r | split | samples | top-1 in session % | target in top-r % "
+             "| mean top-1 cosine | answers without text |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+    for path in paths:
+        path = Path(path)
+        stats = json.loads(path.read_text())
+        dataset = path.parts[path.parts.index("intents") - 1]
+        view = path.name.split(".")[0]
+        splits = {"all": stats, **stats.get("by_split", {})}
+        for split, s in splits.items():
+            lines.append(f"| {dataset} | {view} | {stats['r']} | {split} | {s['samples']:,} | "
+                         f"{_pct(s.get('top1_in_session'))} | {_pct(s.get('hit_at_r'))} | "
+                         f"{s.get('mean_top1_similarity', float('nan')):.3f} | "
+                         f"{stats['zero_answers'] if split == 'all' else ''} |")
+    return "\n".join(lines)
+
+
+def grounding_examples(path: str | Path, n: int = 10) -> str:
+    """The paper's Fig. 4 as a table: session tail → answer → localized items → target."""
+    stats = json.loads(Path(path).read_text())
+    lines = ["| last clicks | LLM answer | localized items (cosine) | next click |",
+             "|---|---|---|---|"]
+    for ex in stats.get("examples", [])[:n]:
+        session = " → ".join(ex["session"][-3:])
+        localized = "; ".join(f"{name} ({score:.2f})" for name, score in ex["localized"])
+        lines.append(f"| {session} | {ex['answer']} | {localized} | {ex['target']} |"
+                     .replace("\n", " "))
+    return "\n".join(lines)
