@@ -17,6 +17,8 @@ def setup_logging(log_files: Sequence[str] = ()) -> None:
     handlers += [logging.FileHandler(path, mode="w") for path in log_files]
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # faiss reports each SIMD build it could not load at INFO: noise in every job log.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
     def log_uncaught(exc_type, exc, tb):
         logging.getLogger("llm4sbr_core").critical("%s: %s", exc_type.__name__, exc,
