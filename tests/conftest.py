@@ -67,3 +67,27 @@ def snakemake(workdir, *args, configs=("config.yaml",), check=True):
         raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n"
                              f"{done.stderr[-5000:]}")
     return done
+
+
+def synthetic_samples(n_items: int = 20, n_sessions: int = 60, seed: int = 0,
+                      max_length: int = 7):
+    """Prefix samples of random sessions (3 to max_length clicks) that mostly follow
+    item i → 3i mod n + 1: a pattern a session model can learn in a few steps."""
+    import numpy as np
+    import torch
+
+    from llm4sbr_core.train.batches import SampleTensors
+
+    rng = np.random.default_rng(seed)
+    sessions = []
+    for _ in range(n_sessions):
+        seq = [int(rng.integers(1, n_items + 1))]
+        for _ in range(int(rng.integers(2, max_length))):
+            nxt = (3 * seq[-1]) % n_items + 1 if rng.random() < 0.8 else rng.integers(1, n_items)
+            seq.append(int(nxt))
+        sessions.append(seq)
+    samples = [(s[:k], s[k]) for s in sessions for k in range(1, len(s))]
+    width = max(len(x) for x, _ in samples)
+    items = torch.tensor([x + [0] * (width - len(x)) for x, _ in samples])
+    return SampleTensors(items, torch.tensor([len(x) for x, _ in samples]),
+                         torch.tensor([y for _, y in samples]), torch.arange(len(samples)))

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import synthetic_samples
 from llm4sbr_core.models import get_backbone
 from llm4sbr_core.models.base import Backbone, Encoded
 from llm4sbr_core.models.llm4sbr import (
@@ -36,20 +37,7 @@ def one_thread():
 
 
 def synthetic(n_items=N_ITEMS, n_sessions=40, seed=0) -> SampleTensors:
-    """Prefix samples of sessions that mostly follow item i → 3i mod n + 1."""
-    rng = np.random.default_rng(seed)
-    sessions = []
-    for _ in range(n_sessions):
-        seq = [int(rng.integers(1, n_items + 1))]
-        for _ in range(int(rng.integers(2, 6))):
-            nxt = (3 * seq[-1]) % n_items + 1 if rng.random() < 0.8 else rng.integers(1, n_items)
-            seq.append(int(nxt))
-        sessions.append(seq)
-    samples = [(s[:k], s[k]) for s in sessions for k in range(1, len(s))]
-    width = max(len(x) for x, _ in samples)
-    items = torch.tensor([x + [0] * (width - len(x)) for x, _ in samples])
-    return SampleTensors(items, torch.tensor([len(x) for x, _ in samples]),
-                         torch.tensor([y for _, y in samples]), torch.arange(len(samples)))
+    return synthetic_samples(n_items, n_sessions, seed, max_length=6)
 
 
 def make_backbone(name: str, train: SampleTensors, seed: int = 0) -> Backbone:
