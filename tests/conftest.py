@@ -91,3 +91,14 @@ def synthetic_samples(n_items: int = 20, n_sessions: int = 60, seed: int = 0,
     items = torch.tensor([x + [0] * (width - len(x)) for x, _ in samples])
     return SampleTensors(items, torch.tensor([len(x) for x, _ in samples]),
                          torch.tensor([y for _, y in samples]), torch.arange(len(samples)))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small tensors: one torch thread avoids stalls on a shared, busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

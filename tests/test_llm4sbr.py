@@ -27,13 +27,7 @@ BACKBONES = ["gru4rec", "sasrec", "srgnn", "tagnn", "gcegnn", "dhcn"]
 N_ITEMS, DIM, TEXT = 20, 8, 12
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread avoids stalls on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def synthetic(n_items=N_ITEMS, n_sessions=40, seed=0) -> SampleTensors:

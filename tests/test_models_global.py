@@ -22,14 +22,7 @@ from llm4sbr_core.models.training_graphs import (
 )
 from llm4sbr_core.train.batches import SampleTensors, SessionBatch, load_samples
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread avoids stalls on a shared, busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # three training sessions, worked by hand below; D exists only in the validation split
