@@ -36,7 +36,8 @@ def data_targets():
 
 
 # --- training (rules/train.smk) ------------------------------------------------------
-from llm4sbr_core.train.settings import VARIANTS, backbone_names, run_config
+from llm4sbr_core.train.settings import backbone_names, run_config, variant_pattern
+from llm4sbr_core.train.variants import parse_variant
 
 TRAIN = config["train"]
 RUN_DIR = "results/{dataset}/runs/{backbone}/{variant}/seed{seed}"
@@ -44,8 +45,10 @@ RUN_DIR = "results/{dataset}/runs/{backbone}/{variant}/seed{seed}"
 
 def train_targets():
     """metrics.json of every dataset × backbone × variant × seed of config `train:`."""
-    return expand(f"{RUN_DIR}/metrics.json", dataset=DATASETS, backbone=TRAIN["backbones"],
+    runs = expand(f"{RUN_DIR}/metrics.json", dataset=DATASETS, backbone=TRAIN["backbones"],
                   variant=TRAIN["variants"], seed=TRAIN["seeds"])
+    return runs + expand("results/{dataset}/runs/llmseqsim/{aggregation}/seed0/metrics.json",
+                         dataset=DATASETS, aggregation=TRAIN.get("llmseqsim", []))
 
 
 def needs_training_graph(backbone):
@@ -56,11 +59,27 @@ def needs_training_graph(backbone):
 
 
 def train_inputs(wildcards):
-    """The dataset's samples and items, plus the training graph for models that need one."""
+    """The dataset's samples and items, the training graph for models that need one, the
+    intent vectors of the views an LLM variant reads (at its r), and the item text vectors
+    for `textinit`."""
     inputs = data_inputs(wildcards)
     if needs_training_graph(wildcards.backbone):
         inputs["graph"] = f"results/{wildcards.dataset}/graphs/{wildcards.backbone}.npz"
+    variant = parse_variant(wildcards.variant)
+    r = config["localize"]["r"] if variant.r is None else variant.r
+    for view in variant.views:
+        inputs[f"intents_{view}"] = INTENT_DIR.format(
+            dataset=wildcards.dataset, llm=LLM_NAME, encoder=ENCODER_NAME, r=r) + f"/{view}.npy"
+    if variant.uses_item_text:
+        inputs["item_vectors"] = f"results/{wildcards.dataset}/text/{ENCODER_NAME}/items.npy"
     return inputs
+
+
+def train_run_config(wildcards):
+    """The settings of one run (metrics.json's `config`)."""
+    return run_config(TRAIN, wildcards.dataset, wildcards.backbone, wildcards.variant,
+                      int(wildcards.seed), intents={"llm": LLM_NAME, "encoder": ENCODER_NAME,
+                                                    "r": config["localize"]["r"]})
 
 
 def data_inputs(wildcards):

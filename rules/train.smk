@@ -40,14 +40,14 @@ rule train_run:
         ranks=f"{RUN_DIR}/ranks.parquet",
         model=f"{RUN_DIR}/model.pt",
     params:
-        run=lambda w: run_config(TRAIN, w.dataset, w.backbone, w.variant, int(w.seed)),
+        run=train_run_config,
     log:
         f"{RUN_DIR}/train.log",
     benchmark:
         "results/{dataset}/benchmarks/train/{backbone}.{variant}.seed{seed}.tsv"
     wildcard_constraints:
         backbone="|".join(backbone_names()),
-        variant="|".join(VARIANTS),
+        variant=variant_pattern(),
         seed=r"0|[1-9][0-9]*",
     threads: 2
     resources:
@@ -58,3 +58,30 @@ rule train_run:
         "../envs/gpu.yaml"
     script:
         "../workflow_scripts/train_run.py"
+
+
+# LLMSeqSim (Fig. 5's text-only peer): no session model, no training, no seed. Its
+# outputs follow the training runs' contract so tables treat it as one more run.
+rule llmseqsim:
+    input:
+        unpack(data_inputs),
+        item_vectors=f"results/{{dataset}}/text/{ENCODER_NAME}/items.npy",
+    output:
+        metrics="results/{dataset}/runs/llmseqsim/{aggregation}/seed0/metrics.json",
+        ranks="results/{dataset}/runs/llmseqsim/{aggregation}/seed0/ranks.parquet",
+    params:
+        encoder=ENCODER_NAME,
+    log:
+        "logs/{dataset}/llmseqsim/{aggregation}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/llmseqsim/{aggregation}.tsv"
+    wildcard_constraints:
+        aggregation="mean|linear|last",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/llmseqsim.py"

@@ -96,7 +96,7 @@ def _importable(name: str) -> bool:
 
 
 @pytest.mark.parametrize("train, message", [
-    ({"variants": ["llm4sbr"]}, "config key 'train.variants.0': 'llm4sbr' is not one of"),
+    ({"variants": ["llm4sbr2"]}, "config key 'train.variants.0': 'llm4sbr2' does not match"),
     ({"backbones": ["narm"]}, "config key 'train.backbones.0': 'narm' is not one of"),
     ({"epoch": 2}, "config key 'train.epoch': unknown key"),
 ])
@@ -107,10 +107,48 @@ def test_bad_train_config_stops_before_any_job(tmp_path, train, message):
 
 
 @pytest.mark.parametrize("target", ["results/ml-100k/runs/narm/base/seed0/metrics.json",
-                                    "results/ml-100k/runs/srgnn/llm4sbr/seed0/metrics.json",
+                                    "results/ml-100k/runs/srgnn/textinit-r1/seed0/metrics.json",
+                                    "results/ml-100k/runs/srgnn/llm4sbr-r01/seed0/metrics.json",
                                     "results/ml-100k/runs/srgnn/base/seed01/metrics.json"])
 def test_unknown_run_names_match_no_rule(tmp_path, target):
     done = run_workflow(tmp_path, target, extra=("-n",), check=False)
     assert done.returncode != 0
     out = done.stdout + done.stderr
     assert "MissingRuleException" in out or "No rule to produce" in out
+
+
+def planned_jobs(tmp_path, target, train=None):
+    """[(rule, {"input": ..., "wildcards": ...}), ...] of a dry run."""
+    done = run_workflow(tmp_path, target, train=train, extra=("-n",))
+    jobs = []
+    for line in done.stdout.splitlines():
+        if m := re.match(r"^(?:local)?rule (\w+):", line):
+            jobs.append((m[1], {}))
+        elif jobs and (m := re.match(r"^\s+(input|wildcards): (.*)$", line)):
+            jobs[-1][1][m[1]] = m[2]
+    return jobs
+
+
+def test_variants_plan_exactly_their_inputs(tmp_path):
+    expected = {"llm4sbr-r3": {"r3/short.npy", "r3/long.npy"}, "wo_long": {"r5/short.npy"},
+                "normal": {"r5/normal.npy"}, "textinit": {"all-minilm-l6-v2/items.npy"},
+                "base": set()}
+    jobs = planned_jobs(tmp_path, "train_all", train={"variants": list(expected)})
+    inputs = {}
+    for rule, job in jobs:
+        if rule == "train_run":
+            variant = re.search(r"variant=([\w.-]+)", job["wildcards"])[1]
+            inputs[variant] = {"/".join(f.split("/")[-2:]) for f in job["input"].split(", ")
+                               if f.endswith(".npy")}
+    assert inputs == expected
+    localized = {re.search(r"r=\d+, view=\w+", j["wildcards"])[0] for r, j in jobs
+                 if r == "localize_intents"}
+    assert localized == {"r=3, view=short", "r=3, view=long", "r=5, view=short",
+                         "r=5, view=normal"}
+
+
+def test_llmseqsim_runs_are_planned_from_config(tmp_path):
+    jobs = planned_jobs(tmp_path, "train_all", train={"llmseqsim": ["mean", "last"]})
+    assert sorted(j["wildcards"] for r, j in jobs if r == "llmseqsim") == [
+        "dataset=ml-100k, aggregation=last", "dataset=ml-100k, aggregation=mean"]
+    assert not any(r == "llm_generate_shard" for r, _ in jobs)  # item texts only

@@ -22,6 +22,7 @@ from llm4sbr_core.train.settings import backbone_names
 from llm4sbr_core.train.trainer import (
     TIMING_KEYS,
     Trainer,
+    build_model,
     load_training_graph,
     resolve_device,
     run_config,
@@ -410,9 +411,9 @@ def test_unknown_backbone_params_are_config_errors(data, tmp_path):
 # ----------------------------------------------------------------------------- errors
 
 def test_unknown_variant_is_a_clear_error():
-    with pytest.raises(ConfigError, match="unknown variant 'llm4sbr'; implemented variants: "
-                                          r"\['base'\]"):
-        run_config({}, "d", "srgnn", "llm4sbr", 0)
+    with pytest.raises(ConfigError, match="'train.variants': unknown variant 'llm4sbr2'; a "
+                                          r"variant is one of \['base', 'llm4sbr'"):
+        run_config({}, "d", "srgnn", "llm4sbr2", 0)
 
 
 def test_unknown_backbone_is_a_clear_error():
@@ -427,7 +428,7 @@ def test_unknown_backbone_is_a_clear_error():
 
 
 @pytest.mark.parametrize("train_section, message", [
-    ({"variants": ["llm4sbr"]}, "config key 'train.variants.0': 'llm4sbr' is not one of"),
+    ({"variants": ["llm4sbr2"]}, "config key 'train.variants.0': 'llm4sbr2' does not match"),
     ({"backbones": ["narm"]}, "config key 'train.backbones.0': 'narm' is not one of"),
     ({"epoch": 3}, "config key 'train.epoch': unknown key"),
     ({"select_metric": "HR@20"}, "config key 'train.select_metric'"),
@@ -455,3 +456,133 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+# ------------------------------------------------------------------- LLM variants
+
+TEXT_DIM = 12
+
+
+@pytest.fixture(scope="module")
+def intent_files(data, tmp_path_factory) -> dict[str, Path]:
+    """Intent vectors for every sample (train + valid + test = 770 rows): the short view
+    encodes the target (a strong signal), the long view is noise."""
+    out = tmp_path_factory.mktemp("intents")
+    n = sum(pq.read_metadata(data / f"{s}.parquet").num_rows for s in ("train", "valid", "test"))
+    targets = np.concatenate([pq.read_table(data / f"{s}.parquet")["target"].to_numpy()
+                              for s in ("train", "valid", "test")])
+    rng = np.random.default_rng(1)
+    codes = rng.normal(size=(N_ITEMS + 1, TEXT_DIM)).astype(np.float32)
+    files = {"short": codes[targets], "long": rng.normal(size=(n, TEXT_DIM)).astype(np.float32),
+             "normal": codes[targets] + 0.1}
+    paths = {}
+    for view, array in files.items():
+        paths[view] = out / f"{view}.npy"
+        np.save(paths[view], array)
+    return paths
+
+
+def llm_settings(variant: str, **train) -> dict:
+    base = {"epochs": 3, "patience": 5, "batch_size": 32, "eval_batch_size": 50, "dim": 16,
+            "lr": 0.01, "lr_step": 10, "device": "cpu"}
+    return run_config({**base, **train}, "synthetic", Tiny, variant, 0,
+                      intents={"llm": "toy", "encoder": "toy", "r": 5})
+
+
+def test_llm4sbr_variant_trains_on_memory_mapped_intents(data, intent_files, tmp_path):
+    plain = train(data, tmp_path / "base", run=settings(epochs=3, lr_step=10))
+    views = {v: intent_files[v] for v in ("short", "long")}
+    full = train(data, tmp_path / "full", run=llm_settings("llm4sbr"), intents=views)
+    assert full["config"]["intents"]["views"] == ["short", "long"]
+    assert all(h["aux_loss"] != 0 for h in full["history"])  # τ (L_a + L_u) is trained
+    # the short view carries the target: the wrapper must learn to use it
+    assert full["test"]["P@5"] > plain["test"]["P@5"] + 0.1
+    state = torch.load(tmp_path / "full/model.pt", weights_only=False)["model"]
+    assert "backbone.item_embedding.weight" in state
+    assert not any(k.startswith("intents_") for k in state)  # not copied into checkpoints
+
+
+def test_each_variant_reads_only_its_views(data, intent_files, tmp_path):
+    only = {"wo_long": ["short"], "wo_short": ["long"], "normal": ["normal"]}
+    for variant, views in only.items():
+        metrics = train(data, tmp_path / variant, run=llm_settings(variant, epochs=1),
+                        intents={v: intent_files[v] for v in views})
+        assert metrics["config"]["intents"]["views"] == views
+    with pytest.raises(KeyError, match="needs intents for views \\['short', 'long'\\]"):
+        train(data, tmp_path / "missing", run=llm_settings("llm4sbr", epochs=1),
+              intents={"short": intent_files["short"]})
+    with pytest.raises(ValueError, match="does not read LLM intents"):
+        train(data, tmp_path / "extra", run=settings(epochs=1),
+              intents={"short": intent_files["short"]})
+
+
+def test_llm_variant_resumes_to_the_same_result(data, intent_files, tmp_path):
+    views = {v: intent_files[v] for v in ("short", "long")}
+    run = llm_settings("llm4sbr", epochs=3)
+    whole = train(data, tmp_path / "whole", run=run, intents=views)
+    assert train(data, tmp_path / "killed", run=run, intents=views, stop_after=1) is None
+    resumed = train(data, tmp_path / "killed", run=run, intents=views)
+    assert resumed["runtime"]["resumed_after_epoch"] == 1
+    assert without_timing(resumed) == without_timing(whole)
+
+
+def test_other_intents_do_not_resume_a_checkpoint(data, intent_files, tmp_path, caplog):
+    run = llm_settings("llm4sbr", epochs=2)
+    views = {v: intent_files[v] for v in ("short", "long")}
+    assert train(data, tmp_path / "run", run=run, intents=views, stop_after=1) is None
+    swapped = {"short": intent_files["long"], "long": intent_files["short"]}
+    metrics = train(data, tmp_path / "run", run=run, intents=swapped)
+    assert metrics["runtime"]["resumed_after_epoch"] == 0
+    assert "belongs to other settings or data" in caplog.text
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((5, TEXT_DIM), np.float32), "one row per sample \\(770 samples"),
+    (np.full((770, TEXT_DIM), np.nan, np.float32), "NaN or infinite values in rows 0..769"),
+    (np.zeros((770, TEXT_DIM), np.int32), "must be floating point"),
+])
+def test_bad_intent_files_are_clear_errors(data, intent_files, tmp_path, bad, message):
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(ValueError, match=f"bad.npy: .*{message}"):
+        train(data, tmp_path / "out", run=llm_settings("llm4sbr", epochs=1),
+              intents={"short": tmp_path / "bad.npy", "long": intent_files["long"]})
+    assert not (tmp_path / "out/metrics.json").exists()
+
+
+def test_textinit_initialises_the_item_table_from_text(data, tmp_path):
+    from llm4sbr_core.models.textinit import pca_projection
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(N_ITEMS + 1, TEXT_DIM)).astype(np.float32)
+    vectors[[0, 7]] = 0  # padding and an item without text
+    torch.manual_seed(0)
+    model = build_model(Tiny, "textinit", N_ITEMS, 8, {}, None, item_vectors=vectors)
+    torch.manual_seed(0)
+    plain = build_model(Tiny, "base", N_ITEMS, 8, {}, None)
+    table, own = model.item_embedding.weight.detach(), plain.item_embedding.weight.detach()
+    assert torch.equal(table[[0, 7]], own[[0, 7]])  # padding and text-less rows untouched
+    rows = [i for i in range(1, N_ITEMS + 1) if i != 7]
+    coords = torch.from_numpy(pca_projection(vectors[rows], 8)).float()
+    scale = table[rows].std() / coords.std()
+    assert torch.allclose(table[rows], coords * scale, atol=1e-5)
+    assert float(table[rows].std()) == pytest.approx(float(own[1:].std()), rel=0.01)
+    np.save(tmp_path / "items.npy", vectors)
+    metrics = train(data, tmp_path / "run", run=settings(epochs=1) | {"variant": "textinit"},
+                    item_vectors=tmp_path / "items.npy")
+    assert metrics["config"]["variant"] == "textinit"
+    with pytest.raises(ValueError, match="one row per item id"):
+        build_model(Tiny, "textinit", N_ITEMS, 8, {}, None, item_vectors=vectors[:5])
+    with pytest.raises(ValueError, match="does not read item text vectors"):
+        build_model(Tiny, "base", N_ITEMS, 8, {}, None, item_vectors=vectors)
+
+
+def test_pca_projection_is_pca():
+    from llm4sbr_core.models.textinit import pca_projection
+
+    x = np.random.default_rng(3).normal(size=(50, 6)) * np.array([5, 4, 3, 2, 1, 0.5])
+    p = pca_projection(x, 3)
+    assert np.allclose(p.T @ p, np.diag(np.diag(p.T @ p)), atol=1e-8)  # uncorrelated axes
+    variances = p.var(axis=0)
+    assert (np.diff(variances) <= 0).all()  # by decreasing variance
+    eig = np.sort(np.linalg.eigvalsh(np.cov((x - x.mean(0)).T, bias=True)))[::-1]
+    assert np.allclose(variances, eig[:3])

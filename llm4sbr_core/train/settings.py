@@ -11,11 +11,10 @@ import jsonschema
 
 from ..config import load_schema
 from ..errors import ConfigError
+from .variants import VARIANT_PATTERN, Variant, parse_variant
 
-#: Implemented variants. ``base`` = the backbone alone, scored by its own paper's head.
-VARIANTS: tuple[str, ...] = ("base",)
 #: Keys of the ``train:`` section that select runs rather than configure one.
-GRID_KEYS: tuple[str, ...] = ("backbones", "variants", "seeds", "backbone_params")
+GRID_KEYS: tuple[str, ...] = ("backbones", "variants", "seeds", "backbone_params", "llmseqsim")
 
 
 def train_schema() -> dict[str, Any]:
@@ -33,13 +32,21 @@ def train_defaults() -> dict[str, Any]:
 
 
 def run_config(train: Mapping[str, Any] | None, dataset: str, backbone: str | type,
-               variant: str, seed: int) -> dict[str, Any]:
+               variant: str, seed: int, *, intents: Mapping[str, Any] | None = None
+               ) -> dict[str, Any]:
     """The settings of one run (what metrics.json records as ``config``).
 
     ``train`` is the config's ``train:`` section (validated here; missing keys take their
     schema defaults). The grid keys are replaced by this run's backbone, variant and seed,
     and ``backbone_params`` by this backbone's entry. ``backbone`` may be a Backbone class
-    (tests, custom models); its ``name`` is recorded.
+    (tests, custom models); its ``name`` is recorded. ``tau`` is the variant's own
+    (``-tau<x>``) where it names one.
+
+    ``intents`` describes the intent vectors an LLM variant reads, ``{"llm": name,
+    "encoder": name, "r": the localize.r of the config}``; the variant's ``-r<k>``
+    overrides r, and the views it reads are added. It is recorded under ``intents`` (None
+    for variants without LLM intents), so two runs on different intents never share a
+    checkpoint fingerprint.
     """
     merged = train_defaults()
     merged.update(copy.deepcopy(dict(train or {})))
@@ -61,15 +68,27 @@ def run_config(train: Mapping[str, Any] | None, dataset: str, backbone: str | ty
     else:
         raise ConfigError("train.backbones", f"unknown backbone {backbone!r}; known backbones: "
                           f"{sorted(backbone_names())}")
-    check_variant(variant)
+    spec = parse_variant(variant)
     params = copy.deepcopy(dict(all_params.get(name, {})))
     for key in GRID_KEYS:
         merged.pop(key, None)
+    if spec.tau is not None:
+        merged["tau"] = spec.tau
     return {"dataset": dataset, "backbone": name, "variant": variant, "seed": int(seed),
-            **merged, "backbone_params": params}
+            **merged, "backbone_params": params, "intents": intent_settings(spec, intents)}
 
 
-def check_variant(variant: str) -> None:
-    if variant not in VARIANTS:
-        raise ConfigError("train.variants", f"unknown variant {variant!r}; implemented "
-                          f"variants: {list(VARIANTS)}")
+def intent_settings(spec: Variant, intents: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What a run records of its intents: None without views, else llm/encoder/r/views."""
+    if not spec.views:
+        return None
+    out = dict(intents or {})
+    if spec.r is not None:
+        out["r"] = spec.r
+    out["views"] = list(spec.views)
+    return out
+
+
+def variant_pattern() -> str:
+    """The regular expression of variant names (Snakemake's wildcard constraint)."""
+    return VARIANT_PATTERN

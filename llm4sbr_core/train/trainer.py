@@ -47,13 +47,16 @@ from ..errors import ConfigError
 from ..io import AtomicFiles, file_digest
 from ..metrics import metrics_from_ranks, target_ranks
 from ..models import Backbone, get_backbone
+from ..models.llm4sbr import LLM4SBR
+from ..models.textinit import init_item_table_from_text
 from .batches import SampleTensors, load_samples
 from .checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint, seed_everything
-from .settings import VARIANTS, check_variant, run_config, train_defaults
+from .settings import run_config, train_defaults
+from .variants import parse_variant
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TIMING_KEYS", "VARIANTS", "Trainer", "build_model", "load_training_graph",
+__all__ = ["TIMING_KEYS", "Trainer", "build_model", "load_intents", "load_training_graph",
            "resolve_device", "run_config", "run_training", "train_defaults", "without_timing",
            "write_training_graph"]
 
@@ -98,15 +101,60 @@ def constructor_params(backbone: type[Backbone], params: Mapping[str, Any]) -> d
 
 
 def build_model(backbone: type[Backbone], variant: str, n_items: int, dim: int,
-                params: Mapping[str, Any], graph: Mapping[str, np.ndarray] | None) -> Backbone:
-    """The network a variant trains (only ``base`` so far: the backbone itself)."""
-    check_variant(variant)
+                params: Mapping[str, Any], graph: Mapping[str, np.ndarray] | None, *,
+                intents: Mapping[str, np.ndarray] | None = None,
+                item_vectors: np.ndarray | None = None, tau: float = 0.1,
+                shared_projection: bool = True) -> Backbone:
+    """The network a variant trains (see llm4sbr_core/train/variants.py).
+
+    ``base``: the backbone; ``textinit``: the backbone with its item table initialised
+    from ``item_vectors`` (items.npy); the LLM variants: the backbone inside the LLM4SBR
+    wrapper, reading ``intents`` (view → [samples, t] array, memory-mapped).
+    """
+    spec = parse_variant(variant)
     kwargs = constructor_params(backbone, params)
     if backbone.needs_training_graph:
         kwargs["graph"] = graph
     elif graph is not None:
         raise ValueError(f"{backbone.__name__} needs no training graph, but one was given")
-    return backbone(n_items, dim, **kwargs)
+    model = backbone(n_items, dim, **kwargs)
+    if spec.uses_item_text:
+        if item_vectors is None:
+            raise ValueError(f"variant {variant!r} needs the item text vectors (items.npy)")
+        n = init_item_table_from_text(model.item_embedding, item_vectors)
+        log.info("item table: %d of %d items initialised from their text vectors", n, n_items)
+    elif item_vectors is not None:
+        raise ValueError(f"variant {variant!r} does not read item text vectors")
+    if spec.mode is None:
+        if intents:
+            raise ValueError(f"variant {variant!r} does not read LLM intents")
+        return model
+    return LLM4SBR(model, intents or {}, mode=spec.mode, tau=tau,
+                   shared_projection=shared_projection)
+
+
+def load_intents(paths: Mapping[str, str | Path], n_samples: int) -> dict[str, np.ndarray]:
+    """view → the localized intent vectors of ``paths[view]``, memory-mapped (read-only).
+
+    Row i is sample_id i of the dataset's samples (all splits): the row count must be
+    ``n_samples`` and the values finite, or the error names the file.
+    """
+    out = {}
+    for view, path in paths.items():
+        array = np.load(path, mmap_mode="r")
+        if array.ndim != 2 or array.shape[0] != n_samples:
+            raise ValueError(f"{path}: intent vectors of shape {array.shape}, expected one row "
+                             f"per sample ({n_samples} samples in train + valid + test)")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(f"{path}: intent vectors must be floating point, got {array.dtype}")
+        # One streaming pass (memmapped pages are dropped again): NaNs would only show
+        # up as a diverged loss, epochs later.
+        for start in range(0, n_samples, 65536):
+            if not np.isfinite(array[start:start + 65536]).all():
+                raise ValueError(f"{path}: NaN or infinite values in rows {start}.."
+                                 f"{min(start + 65536, n_samples) - 1}")
+        out[view] = array
+    return out
 
 
 def training_graph(backbone: type[Backbone], train: SampleTensors, n_items: int,
@@ -351,11 +399,15 @@ class Trainer:
 
 # --------------------------------------------------------------------------- one run
 
-def fingerprint(run: Mapping[str, Any], data_dir: Path) -> str:
-    """What a resumable checkpoint must match: the run's settings and its data files."""
+def fingerprint(run: Mapping[str, Any], data_dir: Path,
+                extra_files: Mapping[str, str | Path] | None = None) -> str:
+    """What a resumable checkpoint must match: the run's settings and its data files
+    (plus the intent / item-text vectors a variant reads)."""
     h = hashlib.sha256(json.dumps(run, sort_keys=True).encode())
     for name in TABLE_FILES:
         h.update(file_digest(data_dir / name).encode())
+    for name, path in sorted((extra_files or {}).items()):
+        h.update(f"{name}={file_digest(path)}".encode())
     return h.hexdigest()
 
 
@@ -376,6 +428,8 @@ def without_timing(metrics: Mapping[str, Any]) -> dict[str, Any]:
 def run_training(run: Mapping[str, Any], data_dir: str | Path, out_dir: str | Path, *,
                  backbone: type[Backbone] | None = None,
                  graph: Mapping[str, np.ndarray] | None = None,
+                 intents: Mapping[str, str | Path] | None = None,
+                 item_vectors: str | Path | None = None,
                  stop_after: int | None = None, progress: bool = True,
                  threads: int | None = None,
                  trainer_cls: type[Trainer] = Trainer) -> dict[str, Any] | None:
@@ -385,7 +439,10 @@ def run_training(run: Mapping[str, Any], data_dir: str | Path, out_dir: str | Pa
     ``run`` comes from :func:`run_config`. ``data_dir`` holds the dataset's
     {train,valid,test,items}.parquet. ``backbone`` overrides the class looked up by
     ``run["backbone"]``. ``graph`` is the backbone's training graph (built here when the
-    backbone needs one and none is given). ``stop_after`` stops after that many epochs
+    backbone needs one and none is given). ``intents`` maps each view an LLM variant reads
+    to its localized intent vectors (.npy, memory-mapped, row = sample_id);
+    ``item_vectors`` is the item text vectors' items.npy (variant ``textinit``).
+    ``stop_after`` stops after that many epochs
     without writing outputs (returns None): a simulated kill, resumed by the next call.
     ``threads`` (the job's threads under Snakemake) sets torch's CPU threads when
     ``run["num_threads"]`` is null; with neither, torch's default stays.
@@ -415,11 +472,24 @@ def run_training(run: Mapping[str, Any], data_dir: str | Path, out_dir: str | Pa
     log.info("%s/%s seed %d on %s: %d items, %d/%d/%d train/valid/test samples, device %s",
              run["backbone"], run["variant"], run["seed"], run["dataset"], n_items, len(train),
              len(valid), len(test), device)
+    n_samples = len(train) + len(valid) + len(test)
+    if intents:
+        ids = torch.cat([train.sample_ids, valid.sample_ids, test.sample_ids])
+        if int(ids.min()) < 0 or int(ids.max()) >= n_samples:
+            raise ValueError(f"{data_dir}: sample ids are not 0..{n_samples - 1}, so they "
+                             "cannot index the intent vectors")
+    vectors = np.load(item_vectors, mmap_mode="r") if item_vectors is not None else None
 
     seed_everything(run["seed"])
-    model = build_model(cls, run["variant"], n_items, run["dim"], run["backbone_params"], graph)
+    model = build_model(cls, run["variant"], n_items, run["dim"], run["backbone_params"], graph,
+                        intents=load_intents(intents or {}, n_samples),
+                        item_vectors=vectors, tau=run["tau"],
+                        shared_projection=run["shared_projection"])
     trainer = trainer_cls(model, train, valid, run, device, progress=progress)
-    trainer.fingerprint = fingerprint(run, data_dir)
+    extra = {f"intents_{v}": p for v, p in (intents or {}).items()}
+    if item_vectors is not None:
+        extra["item_vectors"] = item_vectors
+    trainer.fingerprint = fingerprint(run, data_dir, extra)
     resumed_from = 0
     if last.exists():
         try:

@@ -1,0 +1,87 @@
+"""Training variants: what a run's ``{variant}`` name means (no torch import: the Snakefile
+uses this to decide each run's inputs).
+
+A variant name is a kind, optionally followed by ``-r<int>`` (the localization r of the
+intents it reads, instead of ``localize.r``) and ``-tau<number>`` (the weight τ of the
+alignment + uniformity term, instead of ``train.tau``), in that order:
+
+    base                     the backbone alone, its own paper's scoring head ("w/o LLM")
+    llm4sbr                  the full enhancement: views short + long, gates, fusion, τ (L_a + L_u)
+    wo_au                    no alignment / uniformity term (Table 4 "w/o AU")
+    wo_long, wo_short        one view only (Table 4 "w/o Long", "w/o Short")
+    normal                   one qualifier-free view aligned with the combined session vector
+    wo_sbr                   the localized intents alone, no backbone output (LLM-Infer)
+    textinit                 the backbone with its item table initialised from the item
+                             texts' embeddings, PCA-projected to d (Fig. 5's LLM2SRGNN when
+                             the backbone is SR-GNN); no LLM answers involved
+    llm4sbr-r0               the full model on raw answer embeddings (Fig. 7: r = 0)
+    llm4sbr-r3-tau0.5        r = 3 and τ = 0.5
+
+LLMSeqSim (Fig. 5's other peer) has no session model; it is not a training variant but a
+run of its own (rule ``llmseqsim``, ``results/{dataset}/runs/llmseqsim/{aggregation}/seed0``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+#: variant kind → LLM4SBR wrapper mode (kinds not listed here do not use the wrapper)
+WRAPPER_MODES: dict[str, str] = {
+    "llm4sbr": "full", "wo_au": "wo_au", "wo_long": "wo_long", "wo_short": "wo_short",
+    "normal": "normal", "wo_sbr": "wo_sbr",
+}
+#: views each wrapper kind reads (= llm4sbr_core.models.llm4sbr.MODE_VIEWS by mode)
+KIND_VIEWS: dict[str, tuple[str, ...]] = {
+    "llm4sbr": ("short", "long"), "wo_au": ("short", "long"), "wo_long": ("short",),
+    "wo_short": ("long",), "normal": ("normal",), "wo_sbr": ("short", "long"),
+}
+KINDS: tuple[str, ...] = ("base", *WRAPPER_MODES, "textinit")
+#: The regular expression every variant name matches (also the Snakemake wildcard).
+VARIANT_PATTERN = (r"(?:base|textinit|(?:" + "|".join(WRAPPER_MODES) + r")"
+                   r"(?:-r(?:0|[1-9][0-9]*))?(?:-tau(?:0|[1-9][0-9]*)(?:\.[0-9]+)?)?)")
+_PARSE = re.compile(r"^(?P<kind>[a-z0-9_]+?)(?:-r(?P<r>0|[1-9][0-9]*))?"
+                    r"(?:-tau(?P<tau>(?:0|[1-9][0-9]*)(?:\.[0-9]+)?))?$")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A parsed variant name. ``r`` / ``tau`` are None where the name does not set them
+    (the config's ``localize.r`` / ``train.tau`` apply)."""
+
+    name: str
+    kind: str
+    r: int | None = None
+    tau: float | None = None
+
+    @property
+    def mode(self) -> str | None:
+        """The LLM4SBR wrapper mode, or None for variants without the wrapper."""
+        return WRAPPER_MODES.get(self.kind)
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        """The intent views this variant reads (empty: it needs no LLM answers)."""
+        return KIND_VIEWS.get(self.kind, ())
+
+    @property
+    def uses_item_text(self) -> bool:
+        return self.kind == "textinit"
+
+
+def parse_variant(name: str) -> Variant:
+    """``"llm4sbr-r3-tau0.5"`` → Variant(kind="llm4sbr", r=3, tau=0.5); a clear
+    ConfigError (naming ``train.variants``) for anything else."""
+    match = _PARSE.match(name) if isinstance(name, str) else None
+    if match is None or match["kind"] not in KINDS:
+        raise ConfigError("train.variants", f"unknown variant {name!r}; a variant is one of "
+                          f"{list(KINDS)}, LLM variants optionally followed by -r<int> "
+                          "and/or -tau<number> (e.g. llm4sbr-r0, llm4sbr-tau1)")
+    kind = match["kind"]
+    if kind not in WRAPPER_MODES and (match["r"] or match["tau"]):
+        raise ConfigError("train.variants", f"variant {name!r}: -r / -tau only apply to the "
+                          f"LLM variants {list(WRAPPER_MODES)}")
+    return Variant(name, kind, int(match["r"]) if match["r"] is not None else None,
+                   float(match["tau"]) if match["tau"] is not None else None)
