@@ -14,20 +14,28 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, config["dataset_settings"])),
 
 
+def raw_folder(dataset):
+    """The folder under raw_dir with a dataset's raw files (shared by datasets made from
+    the same release)."""
+    return dataset_settings(config, dataset).get("raw_folder") or dataset
+
+
 def raw_files(dataset):
     """The raw files a dataset is built from."""
     files = dataset_settings(config, dataset)["files"]
-    return [f"{RAW_DIR}/{dataset}/{files[k]}" for k in ("interactions", "items")]
+    return [f"{RAW_DIR}/{raw_folder(dataset)}/{files[k]}" for k in ("interactions", "items")]
 
 
-def downloadable_datasets():
-    """{dataset: (source, files)} for datasets whose raw files a known source provides."""
+def downloadable_folders():
+    """{raw folder: (source, files)} for raw folders whose files a known source provides
+    (one download per folder, however many datasets read it)."""
     out = {}
     for name, settings in config["dataset_settings"].items():
         files = [settings["files"]["interactions"], settings["files"]["items"]]
         source = settings.get("source")
         if source is not None and set(files) <= set(SOURCES[source].provides()):
-            out[name] = (source, files)
+            source_files = out.setdefault(raw_folder(name), (source, []))[1]
+            source_files.extend(f for f in files if f not in source_files)
     return out
 
 
@@ -68,8 +76,8 @@ def train_inputs(wildcards):
     variant = parse_variant(wildcards.variant)
     r = config["localize"]["r"] if variant.r is None else variant.r
     for view in variant.views:
-        inputs[f"intents_{view}"] = INTENT_DIR.format(
-            dataset=wildcards.dataset, llm=LLM_NAME, encoder=ENCODER_NAME, r=r) + f"/{view}.npy"
+        inputs[f"intents_{view}"] = INTENT_FILE.format(
+            dataset=wildcards.dataset, llm=LLM_NAME, encoder=ENCODER_NAME, r=r, view=view)
     if variant.uses_item_text:
         inputs["item_vectors"] = f"results/{wildcards.dataset}/text/{ENCODER_NAME}/items.npy"
     return inputs
@@ -112,6 +120,7 @@ from llm4sbr_core.text.encoder import EncoderSettings
 
 ENCODER_NAME = EncoderSettings.from_config(config["encoder"]).slug
 INTENT_DIR = "results/{dataset}/intents/{llm}/{encoder}/r{r}"
+INTENT_FILE = f"{INTENT_DIR}/{{view}}.npy"
 
 
 def intent_targets():

@@ -1,23 +1,23 @@
 # Data stage: official raw files → session samples (results/{dataset}/data/).
 
 
-# One download rule per dataset whose raw files its official source provides. A source
+# One download rule per raw folder whose files an official source provides. A source
 # ships several files (a zip, a wheel), so they come in one job. A `run:` block, not a
 # `script:`: Snakemake re-runs a script rule whose outputs are older than the script, and
 # raw files a user already has (or a read-only copy) must never be fetched again.
-for _dataset, (_source, _files) in downloadable_datasets().items():
+for _folder, (_source, _files) in downloadable_folders().items():
 
     rule:
         name:
-            f"download_{_dataset.replace('-', '_').replace('.', '_')}"
+            f"download_{_folder.replace('-', '_').replace('.', '_')}"
         output:
-            [f"{RAW_DIR}/{_dataset}/{f}" for f in _files],
+            [f"{RAW_DIR}/{_folder}/{f}" for f in _files],
         params:
             source=_source,
             files=_files,
             dest=lambda w, output: os.path.dirname(output[0]),
         log:
-            f"logs/{_dataset}/download.log",
+            f"logs/{_folder}/download.log",
         retries: 2
         resources:
             mem_mb=1000,

@@ -7,6 +7,7 @@ import pytest
 from conftest import REPO, shared_data
 from llm4sbr_core.config import dataset_settings, load_config
 from llm4sbr_core.data.build import prepare_dataset
+from llm4sbr_core.errors import ConfigError
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +66,29 @@ def test_ml100k_gives_6107_sessions(config):
     assert stats["sessions"] == 6_107
     assert (stats["clicks"], stats["items"]) == (87_991, 1_348)
     check_samples(tables, items, stats)
+
+
+def test_subsample_is_seeded_and_keeps_whole_sessions(config):
+    tables, items, stats = build(config, "ml-100k-quick")
+    assert (stats["sessions"], stats["sessions_before_subsample"]) == (1200, 6107)
+    check_samples(tables, items, stats)
+    again = build(config, "ml-100k-quick")[0]
+    assert all(again[s].equals(tables[s]) for s in tables)
+    full, full_items, _ = build(config, "ml-100k")
+    raw_of = dict(zip(items["item_id"], items["raw_id"], strict=True))
+    full_raw = dict(zip(full_items["item_id"], full_items["raw_id"], strict=True))
+    sessions = {tuple(full_raw[i] for i in x + [t]) for split in full.values()
+                for x, t in zip(split["items"].to_pylist(), split["target"].to_pylist(),
+                                strict=True)}
+    for split in tables.values():  # every sample is a whole session of the full dataset
+        for x, t in zip(split["items"].to_pylist(), split["target"].to_pylist(), strict=True):
+            assert tuple(raw_of[i] for i in x + [t]) in sessions
+    other = dict(dataset_settings(config, "ml-100k-quick"), subsample={"sessions": 1200,
+                                                                       "seed": 1})
+    assert not prepare_dataset(other, config["raw_dir"], "q")[0]["test"].equals(tables["test"])
+    with pytest.raises(ConfigError, match="subsample.sessions.*7000 sessions asked for, but "
+                                          "only 6107 remain"):
+        prepare_dataset(dict(other, subsample={"sessions": 7000}), config["raw_dir"], "q")
 
 
 def test_beauty_through_the_amazon_reader(config, tmp_path):

@@ -70,8 +70,11 @@ def test_bad_raw_file_fails_cleanly_and_rerun_recovers(tmp_path):
 
 @pytest.mark.integration
 def test_missing_raw_files_are_downloaded(tmp_path):
-    """The default config on an empty raw_dir: ml-100k comes from the recbole wheel."""
-    done = snakemake(tmp_path, "--config", f"raw_dir={tmp_path / 'raw'}")
+    """The default config's dataset on an empty raw_dir: the quickstart subset of ml-100k
+    reads the ml-100k raw folder, which comes from the recbole wheel."""
+    target = "results/ml-100k-quick/data/stats.json"
+    done = snakemake(tmp_path, "--config", f"raw_dir={tmp_path / 'raw'}", "--", target)
     assert "download_ml_100k" in done.stderr
-    stats = json.loads((tmp_path / "results/ml-100k/data/stats.json").read_text())
-    assert stats["sessions"] == 6107
+    assert (tmp_path / "raw/ml-100k/ml-100k.inter").exists()
+    stats = json.loads((tmp_path / target).read_text())
+    assert (stats["sessions"], stats["sessions_before_subsample"]) == (1200, 6107)

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import DataFormatError, EmptyDatasetError
+from ..errors import ConfigError, DataFormatError, EmptyDatasetError
 from ..io import AtomicFiles
 from .raw import RawData
 from .readers import read_raw
@@ -72,12 +72,22 @@ def item_table(sessions: Sessions, raw_ids: np.ndarray, raw: RawData, missing_te
     return frame, problems
 
 
+def subsample_sessions(sessions: Sessions, n: int, seed: int, key: str) -> Sessions:
+    """A seeded, uniformly random subset of ``n`` sessions, in their original order."""
+    if n > sessions.n_sessions:
+        raise ConfigError(f"{key}.subsample.sessions", f"{n} sessions asked for, but only "
+                          f"{sessions.n_sessions} remain after filtering")
+    keep = np.zeros(sessions.n_sessions, dtype=bool)
+    keep[np.random.default_rng(seed).choice(sessions.n_sessions, size=n, replace=False)] = True
+    return sessions.select(keep)
+
+
 def prepare_dataset(settings: dict[str, Any], raw_dir: str | Path, name: str
                     ) -> tuple[dict[str, pa.Table], pd.DataFrame, dict[str, Any]]:
     """Run the data stage in memory: the three sample tables, the item table and stats."""
     key = f"dataset_settings.{name}"
     t0 = time.perf_counter()
-    raw: RawData = read_raw(settings, Path(raw_dir) / name, key)
+    raw: RawData = read_raw(settings, Path(raw_dir) / (settings.get("raw_folder") or name), key)
     t_read = time.perf_counter() - t0
     log.info("%s: read %d interactions, %d item texts in %.1fs", name, len(raw.interactions),
              len(raw.item_text), t_read)
@@ -87,6 +97,10 @@ def prepare_dataset(settings: dict[str, Any], raw_dir: str | Path, name: str
     flt = settings["filter"]
     sessions, report = filter_sessions(sessions, flt["min_session_length"],
                                        flt["min_item_count"], flt["rare_items"])
+    filtered_sessions = sessions.n_sessions
+    if settings.get("subsample"):
+        sessions = subsample_sessions(sessions, settings["subsample"]["sessions"],
+                                      settings["subsample"].get("seed", 0), key)
     sessions, raw_ids = reindex_items(sessions)
     log.info("%s: %d sessions (%d before filtering), %d clicks, %d items", name,
              sessions.n_sessions, report.sessions_before, len(sessions.items), len(raw_ids))
@@ -122,6 +136,7 @@ def prepare_dataset(settings: dict[str, Any], raw_dir: str | Path, name: str
         "duplicates_dropped": raw.dropped_duplicates,
         "skipped_lines": raw.skipped_lines,
         "sessions_before_filter": report.sessions_before,
+        "sessions_before_subsample": filtered_sessions,
         "sessions_too_short": report.sessions_too_short,
         "sessions_dropped_for_rare_items": report.sessions_with_rare_items,
         "rare_items": report.rare_items_removed,
