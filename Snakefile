@@ -24,6 +24,7 @@ include: "rules/llm.smk"
 include: "rules/text.smk"
 include: "rules/localize.smk"
 include: "rules/train.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -48,6 +49,13 @@ rule intents_all:
 rule train_all:
     input:
         train_targets(),
+
+
+# The tables and figures of every configured dataset whose runs are configured
+# (rules/report.smk); then `snakemake --report report.html report_all`.
+rule report_all:
+    input:
+        report_targets(),
 
 
 onsuccess:

@@ -41,3 +41,12 @@ class LocalizationError(Llm4sbrError):
     def __init__(self, message: str, path: str | Path | None = None):
         self.path = str(path) if path is not None else None
         super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+
+
+class MissingRunError(Llm4sbrError, FileNotFoundError):
+    """A table or figure needs a run's output file that does not exist."""
+
+    def __init__(self, path: str | Path, what: str = "run output"):
+        self.path = str(path)
+        super().__init__(f"{self.path}: missing {what} (train the run first, or remove it "
+                         "from the config's train: section)")

@@ -45,3 +45,21 @@ def grounding_examples(path: str | Path, n: int = 10) -> str:
         lines.append(f"| {session} | {ex['answer']} | {localized} | {ex['target']} |"
                      .replace("\n", " "))
     return "\n".join(lines)
+
+
+def localization_report(paths: Iterable[str | Path], n: int = 10) -> str:
+    """Markdown for the report: the grounding statistics of every view's grounding.json,
+    then the first ``n`` Fig. 4-like examples of each view."""
+    paths = [Path(p) for p in paths]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing grounding statistics (rule "
+                                    "localize_intents)")
+    parts = ["# Fig. 4. Intent localization: LLM answers and the items they are localized to",
+             "", "Grounding statistics per view and split (top-1 in session: the most similar "
+             "item is one of the session's own clicks; target in top-r: the next click is "
+             "among the r localized items).", "", grounding_table(paths)]
+    for path in paths:
+        view = path.name.split(".")[0]
+        parts += ["", f"## {view} view: examples", "", grounding_examples(path, n)]
+    return "\n".join(parts) + "\n"

@@ -13,18 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
-#: Table 3 of the paper, backbone ("w/o LLM") rows: P@20 and MRR@20 in percent.
+from ..errors import MissingRunError
+from .paper import PAPER_TABLE3_ROWS
+
+#: Table 3 of the paper, backbone ("w/o LLM") rows: ``PAPER_TABLE3[dataset][backbone]``
+#: → P@K and MRR@K (K = 5, 10, 20) in percent. The LLM4SBR rows and the printed
+#: improvements are in :data:`llm4sbr_core.report.paper.PAPER_TABLE3_ROWS`.
 PAPER_TABLE3: dict[str, dict[str, dict[str, float]]] = {
-    "beauty": {
-        "gru4rec": {"P@20": 12.71, "MRR@20": 3.23}, "sasrec": {"P@20": 10.11, "MRR@20": 2.54},
-        "srgnn": {"P@20": 15.06, "MRR@20": 3.99}, "tagnn": {"P@20": 15.23, "MRR@20": 3.97},
-        "gcegnn": {"P@20": 12.38, "MRR@20": 4.54}, "dhcn": {"P@20": 17.54, "MRR@20": 3.99},
-    },
-    "ml-1m": {
-        "gru4rec": {"P@20": 14.72, "MRR@20": 3.57}, "sasrec": {"P@20": 6.47, "MRR@20": 1.42},
-        "srgnn": {"P@20": 12.27, "MRR@20": 2.98}, "tagnn": {"P@20": 10.28, "MRR@20": 2.23},
-        "gcegnn": {"P@20": 9.67, "MRR@20": 3.60}, "dhcn": {"P@20": 23.38, "MRR@20": 5.09},
-    },
+    dataset: {backbone: rows["base"] for backbone, rows in backbones.items()}
+    for dataset, backbones in PAPER_TABLE3_ROWS.items()
 }
 
 METRICS: tuple[str, ...] = ("P@5", "P@10", "P@20", "MRR@5", "MRR@10", "MRR@20",
@@ -36,13 +33,22 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     rows = []
     for path in paths:
         path = Path(path)
-        m = json.loads(path.read_text())
+        m = read_metrics(path)
         seed_dir, variant_dir, backbone_dir = path.parent, path.parent.parent, path.parents[2]
         rows.append({"dataset": path.parents[4].name, "backbone": backbone_dir.name,
                      "variant": variant_dir.name, "seed": int(seed_dir.name[4:]),
-                     "best_epoch": m["best_epoch"], "epochs": m["epochs"],
-                     "seconds_per_epoch": m["seconds_per_epoch"], **m["test"]})
+                     "best_epoch": m.get("best_epoch", 0), "epochs": m.get("epochs", 0),
+                     "seconds_per_epoch": m.get("seconds_per_epoch", float("nan")),
+                     **m["test"]})
     return pd.DataFrame(rows)
+
+
+def read_metrics(path: str | Path) -> dict:
+    """A run's metrics.json; a :class:`MissingRunError` naming the file if it is absent."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingRunError(path, "metrics.json")
+    return json.loads(path.read_text())
 
 
 def summary_table(runs: pd.DataFrame, metrics: Sequence[str] = METRICS,

@@ -1,0 +1,135 @@
+"""Which run files each table and figure reads, from the config (rules/report.smk).
+
+Every function returns only runs the config's ``train:`` section lists (backbones ×
+variants × seeds, and ``train.llmseqsim`` aggregations), so asking for one table never
+plans a run the config does not ask for; a table whose variants are not configured simply
+has no rows for them. :func:`report_targets` lists, per dataset, the tables and figures
+whose runs are configured (rule ``report_all``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+# No pandas / matplotlib imports here: the Snakefile imports this module.
+
+#: The variants each table and figure shows, in display order.
+TABLE3_VARIANTS: tuple[str, ...] = ("base", "llm4sbr")
+TABLE4_VARIANTS: tuple[str, ...] = ("llm4sbr", "wo_au", "wo_long", "wo_short", "normal",
+                                    "wo_sbr", "base")
+FIG5_VARIANTS: tuple[str, ...] = ("wo_sbr", "base", "textinit", "llm4sbr")
+FIG6_VARIANTS: tuple[str, ...] = ("normal", "wo_long", "wo_short", "llm4sbr")
+#: Where the runs of a dataset live (rule train_run, rule llmseqsim).
+RUNS_DIR = "results/{dataset}/runs"
+_R_VARIANT = re.compile(r"^llm4sbr(?:-r(0|[1-9][0-9]*))?$")
+
+#: Variants that read no LLM answers (the others need localized intents).
+NO_LLM_VARIANTS: frozenset[str] = frozenset({"base", "textinit"})
+
+
+def run_files(dataset: str, backbones: Iterable[str], variants: Iterable[str],
+              seeds: Iterable[int], name: str = "metrics.json") -> list[str]:
+    """``results/{dataset}/runs/{backbone}/{variant}/seed{seed}/{name}`` for the grid, in
+    backbone, variant, seed order (the layout of rule train_run)."""
+    variants, seeds = list(variants), list(seeds)
+    return [f"{RUNS_DIR.format(dataset=dataset)}/{b}/{v}/seed{s}/{name}"
+            for b in backbones for v in variants for s in seeds]
+
+
+def r_of_variant(variant: str, default_r: int) -> int | None:
+    """The localization r of a Fig. 7 variant: ``llm4sbr-r3`` → 3, ``llm4sbr`` →
+    ``default_r``; None for every other variant (other kinds, or a -tau suffix)."""
+    match = _R_VARIANT.match(variant)
+    if match is None:
+        return None
+    return int(match[1]) if match[1] is not None else int(default_r)
+
+
+def _train(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    return config.get("train") or {}
+
+
+def configured_variants(config: Mapping[str, Any], wanted: Iterable[str] | None = None
+                        ) -> list[str]:
+    """The config's variants (in config order), restricted to ``wanted`` if given."""
+    variants = list(_train(config).get("variants") or [])
+    if wanted is None:
+        return variants
+    wanted = set(wanted)
+    return [v for v in variants if v in wanted]
+
+
+def runs_of(config: Mapping[str, Any], dataset: str, variants: Sequence[str],
+            name: str = "metrics.json") -> list[str]:
+    """The run files of the configured backbones × ``variants`` × seeds."""
+    train = _train(config)
+    return run_files(dataset, train.get("backbones") or [], variants, train.get("seeds") or [],
+                     name)
+
+
+def table3_runs(config: Mapping[str, Any], dataset: str, name: str = "metrics.json"
+                ) -> list[str]:
+    return runs_of(config, dataset, configured_variants(config, TABLE3_VARIANTS), name)
+
+
+def table4_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
+    return runs_of(config, dataset, configured_variants(config, TABLE4_VARIANTS))
+
+
+def all_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
+    """Every configured training run (Table 5, training curves)."""
+    return runs_of(config, dataset, configured_variants(config))
+
+
+def fig5_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
+    return runs_of(config, dataset, configured_variants(config, FIG5_VARIANTS))
+
+
+def llmseqsim_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
+    """``results/{dataset}/runs/llmseqsim/{aggregation}/seed0/metrics.json`` for each
+    aggregation of ``train.llmseqsim`` (absent or empty: none)."""
+    aggregations = list(_train(config).get("llmseqsim") or [])
+    return run_files(dataset, ["llmseqsim"], aggregations, [0])
+
+
+def fig6_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
+    return runs_of(config, dataset, configured_variants(config, FIG6_VARIANTS))
+
+
+def fig7_variants(config: Mapping[str, Any]) -> list[str]:
+    r = int((config.get("localize") or {}).get("r", 5))
+    return [v for v in configured_variants(config) if r_of_variant(v, r) is not None]
+
+
+def fig7_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
+    return runs_of(config, dataset, fig7_variants(config))
+
+
+def uses_llm(config: Mapping[str, Any]) -> bool:
+    """True when some configured variant reads LLM answers (so localization ran)."""
+    return any(v.split("-")[0] not in NO_LLM_VARIANTS for v in configured_variants(config))
+
+
+def report_targets(config: Mapping[str, Any], datasets: Iterable[str]) -> list[str]:
+    """The tables and figures of every dataset whose runs are configured."""
+    targets: list[str] = []
+    for d in datasets:
+        tables, figures = f"results/{d}/tables", f"results/{d}/figures"
+        targets += [f"{tables}/table2.md", f"{tables}/runtime.md", f"{figures}/runtime.png"]
+        if table3_runs(config, d):
+            targets.append(f"{tables}/table3.md")
+        if table4_runs(config, d):
+            targets.append(f"{tables}/table4.md")
+        if all_runs(config, d):
+            targets += [f"{tables}/table5.md", f"{figures}/training_curves.png"]
+        if fig5_runs(config, d) or llmseqsim_runs(config, d):
+            targets.append(f"{figures}/fig5_peers.png")
+        if fig6_runs(config, d):
+            targets.append(f"{figures}/fig6_views.png")
+        if fig7_runs(config, d):
+            targets.append(f"{figures}/fig7_r.png")
+        if uses_llm(config):
+            targets.append(f"{figures}/fig4_localization.md")
+    return targets

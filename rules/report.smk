@@ -1,0 +1,179 @@
+# Tables, figures and the HTML report (target `report_all`; `snakemake --report report.html`).
+# Each rule reads exactly the runs of config `train:` that its table or figure shows
+# (llm4sbr_core/report/plan.py), so `snakemake results/{dataset}/tables/table3.md` plans
+# only the base and llm4sbr runs. A figure asked for by name whose runs are not configured
+# is written as a panel saying so; `report_all` only asks for figures with runs.
+
+
+include: "report_common.smk"
+
+
+report: "../report/workflow.rst"
+
+
+rule report_table2:
+    input:
+        "results/{dataset}/data/stats.json",
+    output:
+        **report_table("table2", "table2.rst", "Table 2: datasets"),
+    log:
+        "logs/{dataset}/report/table2.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_tables.py"
+
+
+rule report_table3:
+    input:
+        metrics=lambda w: report_plan.table3_runs(config, w.dataset),
+        ranks=lambda w: report_plan.table3_runs(config, w.dataset, "ranks.parquet"),
+    output:
+        **report_table("table3", "table3.rst", "Table 3: LLM4SBR vs backbones"),
+    params:
+        n_resamples=10_000,
+        seed=0,
+    log:
+        "logs/{dataset}/report/table3.log",
+    benchmark:
+        "results/{dataset}/benchmarks/report/table3.tsv"
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_tables.py"
+
+
+rule report_table4:
+    input:
+        metrics=lambda w: report_plan.table4_runs(config, w.dataset),
+    output:
+        **report_table("table4", "table4.rst", "Table 4: ablations"),
+    log:
+        "logs/{dataset}/report/table4.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_tables.py"
+
+
+rule report_table5:
+    input:
+        metrics=lambda w: report_plan.all_runs(config, w.dataset),
+    output:
+        **report_table("table5", "table5.rst", "Table 5: training cost"),
+    log:
+        "logs/{dataset}/report/table5.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_tables.py"
+
+
+rule report_runtime:
+    output:
+        **report_table("runtime", "runtime.rst", "Runtime per stage"),
+        figure=report_figure("runtime", "runtime.rst", "Runtime per stage"),
+    params:
+        root="results/{dataset}/benchmarks",
+        listing=benchmark_listing,
+    log:
+        "logs/{dataset}/report/runtime.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_runtime.py"
+
+
+rule report_fig5:
+    input:
+        metrics=lambda w: report_plan.fig5_runs(config, w.dataset),
+        llmseqsim=lambda w: report_plan.llmseqsim_runs(config, w.dataset),
+    output:
+        figure=report_figure("fig5_peers", "fig5.rst", "Fig. 5: LLM peers"),
+    log:
+        "logs/{dataset}/report/fig5.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_figures.py"
+
+
+rule report_fig6:
+    input:
+        metrics=lambda w: report_plan.fig6_runs(config, w.dataset),
+    output:
+        figure=report_figure("fig6_views", "fig6.rst", "Fig. 6: views"),
+    log:
+        "logs/{dataset}/report/fig6.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_figures.py"
+
+
+rule report_fig7:
+    input:
+        metrics=lambda w: report_plan.fig7_runs(config, w.dataset),
+    output:
+        figure=report_figure("fig7_r", "fig7.rst", "Fig. 7: localization r"),
+    params:
+        default_r=config["localize"]["r"],
+    log:
+        "logs/{dataset}/report/fig7.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_figures.py"
+
+
+rule report_training_curves:
+    input:
+        metrics=lambda w: report_plan.all_runs(config, w.dataset),
+    output:
+        figure=report_figure("training_curves", "training_curves.rst", "Training curves"),
+    log:
+        "logs/{dataset}/report/training_curves.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_figures.py"
+
+
+rule report_localization:
+    input:
+        expand(
+            f"{INTENT_DIR}/{{view}}.grounding.json",
+            llm=LLM_NAME,
+            encoder=ENCODER_NAME,
+            r=config["localize"]["r"],
+            view=config["views"],
+            allow_missing=True,
+        ),
+    output:
+        md=f"{REPORT_FIGURES}/fig4_localization.md",
+        html=report(
+            f"{REPORT_FIGURES}/fig4_localization.html",
+            caption="../report/fig4.rst",
+            category="Figures",
+            subcategory="{dataset}",
+            labels={"figure": "Fig. 4: localization examples"},
+        ),
+    params:
+        examples=10,
+    log:
+        "logs/{dataset}/report/fig4_localization.log",
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_localization.py"

@@ -1,0 +1,54 @@
+# Helpers of rules/report.smk: output annotations for `snakemake --report` and the run
+# lists of llm4sbr_core/report/plan.py.
+from pathlib import Path
+
+from llm4sbr_core.report import plan as report_plan
+
+REPORT_TABLES = "results/{dataset}/tables"
+REPORT_FIGURES = "results/{dataset}/figures"
+
+
+def report_targets():
+    """The tables and figures of every configured dataset (rule report_all)."""
+    return report_plan.report_targets(config, DATASETS)
+
+
+def report_table(name, caption, label):
+    """The CSV, Markdown and HTML files of a table; the HTML page (shown) and the CSV
+    (downloadable) are in the report."""
+    return {
+        "csv": report(
+            f"{REPORT_TABLES}/{name}.csv",
+            caption=f"../report/{caption}",
+            category="Tables",
+            subcategory="{dataset}",
+            labels={"table": label, "format": "CSV"},
+        ),
+        "md": f"{REPORT_TABLES}/{name}.md",
+        "html": report(
+            f"{REPORT_TABLES}/{name}.html",
+            caption=f"../report/{caption}",
+            category="Tables",
+            subcategory="{dataset}",
+            labels={"table": label, "format": "HTML"},
+        ),
+    }
+
+
+def report_figure(name, caption, label):
+    return report(
+        f"{REPORT_FIGURES}/{name}.png",
+        caption=f"../report/{caption}",
+        category="Figures",
+        subcategory="{dataset}",
+        labels={"figure": label},
+    )
+
+
+def benchmark_listing(wildcards):
+    """(path, size) of every benchmark file of the dataset: a new or longer benchmark
+    changes this param, and Snakemake's params trigger re-draws the runtime outputs (the
+    files are not inputs: that would make the report depend on re-running their jobs)."""
+    root = Path(f"results/{wildcards.dataset}/benchmarks")
+    return [(str(p.relative_to(root).with_suffix("")), p.stat().st_size)
+            for p in sorted(root.rglob("*.tsv"))]

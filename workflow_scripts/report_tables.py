@@ -1,0 +1,19 @@
+"""rules report_table2 … report_table5 → llm4sbr_core.report.tables."""
+
+import _repo  # noqa: F401  (puts the checkout on sys.path)
+
+from llm4sbr_core.logs import setup_logging
+from llm4sbr_core.report import tables
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+setup_logging(smk.log)
+if smk.rule == "report_table2":
+    table = tables.table2(smk.input)
+elif smk.rule == "report_table3":
+    table = tables.table3(smk.input.metrics, n_resamples=smk.params.n_resamples,
+                          seed=smk.params.seed)
+elif smk.rule == "report_table4":
+    table = tables.table4(smk.input.metrics)
+else:
+    table = tables.table5(smk.input.metrics)
+tables.write_table(table, smk.output.csv, smk.output.md, smk.output.html)
