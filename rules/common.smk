@@ -69,13 +69,13 @@ def needs_training_graph(backbone):
 def train_inputs(wildcards):
     """The dataset's samples and items, the training graph for models that need one, the
     intent vectors of the views an LLM variant reads (at its r), and the item text vectors
-    for `textinit`."""
+    for `textinit` and the `-items` controls."""
     inputs = data_inputs(wildcards)
     if needs_training_graph(wildcards.backbone):
         inputs["graph"] = f"results/{wildcards.dataset}/graphs/{wildcards.backbone}.npz"
     variant = parse_variant(wildcards.variant)
     r = config["localize"]["r"] if variant.r is None else variant.r
-    for view in variant.views:
+    for view in variant.views if variant.reads_llm_intents else ():
         inputs[f"intents_{view}"] = INTENT_FILE.format(
             dataset=wildcards.dataset, llm=LLM_NAME, encoder=ENCODER_NAME, r=r, view=view)
     if variant.uses_item_text:

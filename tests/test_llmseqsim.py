@@ -70,3 +70,15 @@ def test_run_writes_the_run_contract(tmp_path):
 def _saved(tmp_path, array):
     np.save(tmp_path / "small.npy", array)
     return tmp_path / "small.npy"
+
+
+def test_item_text_intents_by_hand():
+    from llm4sbr_core.models.llmseqsim import item_text_intents
+
+    train, test = samples([([1, 2], 3), ([3], 1)]), samples([([4, 1, 2], 3)])
+    test.sample_ids += 2
+    out = item_text_intents([train, test], VECTORS, ("short", "long"))
+    r = 1 / np.sqrt(2)
+    assert np.allclose(out["short"], [[0, 1], [r, r], [0, 1]])
+    unit4 = VECTORS[4] / np.linalg.norm(VECTORS[4])
+    assert np.allclose(out["long"], [[0.5, 0.5], [r, r], (unit4 + [1, 0] + [0, 1]) / 3])

@@ -29,8 +29,9 @@ def backbone_or_skip(name: str):
 def run_workflow(tmp_path, *targets, train=None, check=True, extra=()):
     """snakemake on the shared ml-100k raw files with a `train:` override file."""
     overrides = tmp_path / "train.yaml"
-    overrides.write_text(yaml.safe_dump({"train": {"epochs": 1, "seeds": [0], "dim": 32,
-                                                   **(train or {})}}))
+    overrides.write_text(yaml.safe_dump({"train": {
+        "epochs": 1, "seeds": [0], "dim": 32, "variants": ["base"], "llmseqsim": [],
+        **(train or {})}}))
     return snakemake(tmp_path, "--config", f"raw_dir={shared_data()}", 'datasets=["ml-100k"]',
                      *extra, "--", *targets,
                      configs=("config.yaml", "configs/shared-data.yaml", str(overrides)),
@@ -131,6 +132,8 @@ def planned_jobs(tmp_path, target, train=None):
 
 def test_variants_plan_exactly_their_inputs(tmp_path):
     expected = {"llm4sbr-r3": {"r3/short.npy", "r3/long.npy"}, "wo_long": {"r5/short.npy"},
+                "llm4sbr-shuffled": {"r5/short.npy", "r5/long.npy"},
+                "llm4sbr-items": {"all-minilm-l6-v2/items.npy"},
                 "normal": {"r5/normal.npy"}, "textinit": {"all-minilm-l6-v2/items.npy"},
                 "base": set()}
     jobs = planned_jobs(tmp_path, "train_all", train={"variants": list(expected)})
@@ -144,7 +147,7 @@ def test_variants_plan_exactly_their_inputs(tmp_path):
     localized = {re.search(r"r=\d+, view=\w+", j["wildcards"])[0] for r, j in jobs
                  if r == "localize_intents"}
     assert localized == {"r=3, view=short", "r=3, view=long", "r=5, view=short",
-                         "r=5, view=normal"}
+                         "r=5, view=long", "r=5, view=normal"}
 
 
 def test_llmseqsim_runs_are_planned_from_config(tmp_path):

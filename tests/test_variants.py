@@ -19,9 +19,13 @@ from llm4sbr_core.train.variants import (
 )
 
 VALID = ["base", "textinit", "llm4sbr", "wo_au", "wo_long", "wo_short", "normal", "wo_sbr",
-         "llm4sbr-r0", "llm4sbr-r12", "wo_long-tau1", "llm4sbr-tau0.05", "llm4sbr-r3-tau0.5"]
+         "llm4sbr-r0", "llm4sbr-r12", "wo_long-tau1", "llm4sbr-tau0.05", "llm4sbr-r3-tau0.5",
+         "llm4sbr-items", "wo_short-items-tau1", "llm4sbr-shuffled", "llm4sbr-r1-tau2-shuffled",
+         "normal-items-shuffled"]
 INVALID = ["", "llm4sbr2", "base-r1", "textinit-tau1", "llm4sbr-r01", "llm4sbr-tau",
-           "llm4sbr-tau0.5-r3", "llm4sbr-r-1", "LLM4SBR", "llm4sbr-tau.5", "llm4sbr-r3 "]
+           "llm4sbr-tau0.5-r3", "llm4sbr-r-1", "LLM4SBR", "llm4sbr-tau.5", "llm4sbr-r3 ",
+           "llm4sbr-items-r3", "llm4sbr-r3-items", "llm4sbr-shuffled-tau1", "base-shuffled",
+           "textinit-items", "llm4sbr-item"]
 
 
 @pytest.mark.parametrize("name", VALID + INVALID)
@@ -43,6 +47,10 @@ def test_parsed_fields():
     assert parse_variant("normal").mode == "normal" and parse_variant("llm4sbr").mode == "full"
     assert parse_variant("base").mode is None and parse_variant("base").views == ()
     assert parse_variant("textinit").uses_item_text and not parse_variant("textinit").views
+    items = parse_variant("llm4sbr-items-shuffled")
+    assert (items.source, items.shuffled, items.uses_item_text, items.reads_llm_intents) == (
+        "items", True, True, False)
+    assert parse_variant("llm4sbr-r1-shuffled").reads_llm_intents
 
 
 def test_kind_views_match_the_wrapper():
@@ -50,7 +58,7 @@ def test_kind_views_match_the_wrapper():
 
 
 def test_bad_variants_name_the_config_key():
-    with pytest.raises(ConfigError, match="'train.variants': variant 'base-r1': -r / -tau only"):
+    with pytest.raises(ConfigError, match="'train.variants': variant 'base-r1': suffixes only"):
         parse_variant("base-r1")
 
 
@@ -58,7 +66,8 @@ def test_run_config_records_tau_and_intents():
     intents = {"llm": "m", "encoder": "e", "r": 5}
     run = run_config({"tau": 0.2}, "d", "srgnn", "llm4sbr-r0-tau1", 0, intents=intents)
     assert run["tau"] == 1.0
-    assert run["intents"] == {"llm": "m", "encoder": "e", "r": 0, "views": ["short", "long"]}
+    assert run["intents"] == {"llm": "m", "encoder": "e", "r": 0, "source": "llm",
+                              "views": ["short", "long"], "shuffled": False}
     run = run_config({"tau": 0.2}, "d", "srgnn", "wo_short", 0, intents=intents)
     assert run["tau"] == 0.2 and run["intents"]["r"] == 5 and run["intents"]["views"] == ["long"]
     assert run_config({}, "d", "srgnn", "base", 0, intents=intents)["intents"] is None

@@ -116,3 +116,21 @@ def run_llmseqsim(data_dir: str | Path, item_vectors_path: str | Path, out_dir: 
     log.info("LLMSeqSim (%s) test: P@20 %.4f MRR@20 %.4f NDCG@20 %.4f in %.1f s", aggregation,
              t["P@20"], t["MRR@20"], t["NDCG@20"], seconds)
     return metrics
+
+
+def item_text_intents(samples: list[SampleTensors], item_vectors: np.ndarray,
+                      views: tuple[str, ...], batch_size: int = 4096) -> dict[str, np.ndarray]:
+    """"Intent" vectors made from the sessions' own item texts, no LLM (the ``-items``
+    control of the LLM4SBR variants): short = the last click's unit text vector, long and
+    normal = the mean of all clicks' unit text vectors. [S, t] float32 per view, row =
+    sample_id, for the samples of ``samples`` (all splits)."""
+    unit = F.normalize(torch.from_numpy(np.array(item_vectors, dtype=np.float32)), dim=-1)
+    n = sum(len(s) for s in samples)
+    out = {view: np.zeros((n, unit.shape[1]), dtype=np.float32) for view in views}
+    for split in samples:
+        for batch in split.batches(batch_size):
+            for view in views:
+                aggregation = "last" if view == "short" else "mean"
+                out[view][batch.sample_ids.numpy()] = session_vectors(
+                    batch.items, batch.lengths, unit, aggregation).numpy()
+    return out

@@ -79,13 +79,16 @@ def run_config(train: Mapping[str, Any] | None, dataset: str, backbone: str | ty
 
 
 def intent_settings(spec: Variant, intents: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """What a run records of its intents: None without views, else llm/encoder/r/views."""
+    """What a run records of its intents: None without views, else their source,
+    llm/encoder/r (r and llm only for LLM intents), views and whether they are shuffled."""
     if not spec.views:
         return None
     out = dict(intents or {})
     if spec.r is not None:
         out["r"] = spec.r
-    out["views"] = list(spec.views)
+    if spec.source != "llm":
+        out.pop("r", None), out.pop("llm", None)
+    out.update(source=spec.source, views=list(spec.views), shuffled=spec.shuffled)
     return out
 
 

@@ -48,6 +48,7 @@ from ..io import AtomicFiles, file_digest
 from ..metrics import metrics_from_ranks, target_ranks
 from ..models import Backbone, get_backbone
 from ..models.llm4sbr import LLM4SBR
+from ..models.llmseqsim import item_text_intents
 from ..models.textinit import init_item_table_from_text
 from .batches import SampleTensors, load_samples
 from .checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint, seed_everything
@@ -118,7 +119,7 @@ def build_model(backbone: type[Backbone], variant: str, n_items: int, dim: int,
     elif graph is not None:
         raise ValueError(f"{backbone.__name__} needs no training graph, but one was given")
     model = backbone(n_items, dim, **kwargs)
-    if spec.uses_item_text:
+    if spec.kind == "textinit":
         if item_vectors is None:
             raise ValueError(f"variant {variant!r} needs the item text vectors (items.npy)")
         n = init_item_table_from_text(model.item_embedding, item_vectors)
@@ -131,6 +132,18 @@ def build_model(backbone: type[Backbone], variant: str, n_items: int, dim: int,
         return model
     return LLM4SBR(model, intents or {}, mode=spec.mode, tau=tau,
                    shared_projection=shared_projection)
+
+
+def shuffled_within_splits(intents: Mapping[str, np.ndarray], splits: list[SampleTensors],
+                           seed: int = 0) -> dict[str, np.ndarray]:
+    """The ``-shuffled`` control: every sample gets the intent rows of another sample of
+    its split (one fixed permutation per split, the same for every view and run seed)."""
+    rng = np.random.default_rng(seed)
+    order = np.arange(sum(len(s) for s in splits))
+    for split in splits:
+        ids = split.sample_ids.numpy()
+        order[ids] = ids[rng.permutation(len(ids))]
+    return {view: np.asarray(array)[order] for view, array in intents.items()}
 
 
 def load_intents(paths: Mapping[str, str | Path], n_samples: int) -> dict[str, np.ndarray]:
@@ -479,12 +492,22 @@ def run_training(run: Mapping[str, Any], data_dir: str | Path, out_dir: str | Pa
             raise ValueError(f"{data_dir}: sample ids are not 0..{n_samples - 1}, so they "
                              "cannot index the intent vectors")
     vectors = np.load(item_vectors, mmap_mode="r") if item_vectors is not None else None
+    spec = parse_variant(run["variant"])
+    if spec.source == "items":  # the control: item-text "intents", no LLM answers
+        if intents or vectors is None:
+            raise ValueError(f"variant {spec.name!r} builds its intents from the item text "
+                             "vectors: give item_vectors and no intent files")
+        intent_arrays = item_text_intents([train, valid, test], vectors, spec.views)
+    else:
+        intent_arrays = load_intents(intents or {}, n_samples)
+    if spec.shuffled:
+        intent_arrays = shuffled_within_splits(intent_arrays, [train, valid, test])
 
     seed_everything(run["seed"])
     model = build_model(cls, run["variant"], n_items, run["dim"], run["backbone_params"], graph,
-                        intents=load_intents(intents or {}, n_samples),
-                        item_vectors=vectors, tau=run["tau"],
-                        shared_projection=run["shared_projection"])
+                        intents=intent_arrays,
+                        item_vectors=vectors if spec.kind == "textinit" else None,
+                        tau=run["tau"], shared_projection=run["shared_projection"])
     trainer = trainer_cls(model, train, valid, run, device, progress=progress)
     extra = {f"intents_{v}": p for v, p in (intents or {}).items()}
     if item_vectors is not None:

@@ -1,9 +1,16 @@
 """Training variants: what a run's ``{variant}`` name means (no torch import: the Snakefile
 uses this to decide each run's inputs).
 
-A variant name is a kind, optionally followed by ``-r<int>`` (the localization r of the
-intents it reads, instead of ``localize.r``) and ``-tau<number>`` (the weight τ of the
-alignment + uniformity term, instead of ``train.tau``), in that order:
+A variant name is a kind; an LLM kind may be followed, in this order, by
+
+* ``-r<int>``: the localization r of the intents it reads, instead of ``localize.r``; or
+  ``-items``: CONTROL — no LLM at all: each view's "intent" is built from the session's
+  own item texts (short: the last click's text vector; long and normal: the mean of all
+  its clicks' unit-length text vectors), so a gain that survives it is not the LLM's;
+* ``-tau<number>``: the weight τ of the alignment + uniformity term, instead of train.tau;
+* ``-shuffled``: CONTROL — every sample reads the intents of another sample of the same
+  split (a fixed permutation, seed 0): the same vectors and statistics, no per-session
+  information.
 
     base                     the backbone alone, its own paper's scoring head ("w/o LLM")
     llm4sbr                  the full enhancement: views short + long, gates, fusion, τ (L_a + L_u)
@@ -16,6 +23,8 @@ alignment + uniformity term, instead of ``train.tau``), in that order:
                              the backbone is SR-GNN); no LLM answers involved
     llm4sbr-r0               the full model on raw answer embeddings (Fig. 7: r = 0)
     llm4sbr-r3-tau0.5        r = 3 and τ = 0.5
+    llm4sbr-items            the full model on item-text "intents" (no LLM)
+    llm4sbr-shuffled         the full model on another session's LLM intents
 
 LLMSeqSim (Fig. 5's other peer) has no session model; it is not a training variant but a
 run of its own (rule ``llmseqsim``, ``results/{dataset}/runs/llmseqsim/{aggregation}/seed0``).
@@ -40,10 +49,11 @@ KIND_VIEWS: dict[str, tuple[str, ...]] = {
 }
 KINDS: tuple[str, ...] = ("base", *WRAPPER_MODES, "textinit")
 #: The regular expression every variant name matches (also the Snakemake wildcard).
+_SUFFIXES = (r"(?:-(?P<items>items)|-r(?P<r>0|[1-9][0-9]*))?"
+             r"(?:-tau(?P<tau>(?:0|[1-9][0-9]*)(?:\.[0-9]+)?))?(?:-(?P<shuffled>shuffled))?")
 VARIANT_PATTERN = (r"(?:base|textinit|(?:" + "|".join(WRAPPER_MODES) + r")"
-                   r"(?:-r(?:0|[1-9][0-9]*))?(?:-tau(?:0|[1-9][0-9]*)(?:\.[0-9]+)?)?)")
-_PARSE = re.compile(r"^(?P<kind>[a-z0-9_]+?)(?:-r(?P<r>0|[1-9][0-9]*))?"
-                    r"(?:-tau(?P<tau>(?:0|[1-9][0-9]*)(?:\.[0-9]+)?))?$")
+                   + re.sub(r"\(\?P<\w+>", "(?:", _SUFFIXES) + ")")
+_PARSE = re.compile(r"^(?P<kind>[a-z0-9_]+?)" + _SUFFIXES + "$")
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,11 @@ class Variant:
     kind: str
     r: int | None = None
     tau: float | None = None
+    #: where the intent vectors come from: "llm" (localized LLM answers) or "items"
+    #: (the session's own item texts, a control)
+    source: str = "llm"
+    #: control: each sample reads another sample's intents (same split)
+    shuffled: bool = False
 
     @property
     def mode(self) -> str | None:
@@ -68,7 +83,12 @@ class Variant:
 
     @property
     def uses_item_text(self) -> bool:
-        return self.kind == "textinit"
+        """Whether the run reads the item text vectors (items.npy)."""
+        return self.kind == "textinit" or self.source == "items"
+
+    @property
+    def reads_llm_intents(self) -> bool:
+        return bool(self.views) and self.source == "llm"
 
 
 def parse_variant(name: str) -> Variant:
@@ -77,11 +97,13 @@ def parse_variant(name: str) -> Variant:
     match = _PARSE.match(name) if isinstance(name, str) else None
     if match is None or match["kind"] not in KINDS:
         raise ConfigError("train.variants", f"unknown variant {name!r}; a variant is one of "
-                          f"{list(KINDS)}, LLM variants optionally followed by -r<int> "
-                          "and/or -tau<number> (e.g. llm4sbr-r0, llm4sbr-tau1)")
+                          f"{list(KINDS)}, LLM variants optionally followed by -r<int> or "
+                          "-items, -tau<number>, -shuffled (e.g. llm4sbr-r0, llm4sbr-tau1, "
+                          "llm4sbr-items-shuffled)")
     kind = match["kind"]
-    if kind not in WRAPPER_MODES and (match["r"] or match["tau"]):
-        raise ConfigError("train.variants", f"variant {name!r}: -r / -tau only apply to the "
+    if kind not in WRAPPER_MODES and any(match[k] for k in ("r", "tau", "items", "shuffled")):
+        raise ConfigError("train.variants", f"variant {name!r}: suffixes only apply to the "
                           f"LLM variants {list(WRAPPER_MODES)}")
     return Variant(name, kind, int(match["r"]) if match["r"] is not None else None,
-                   float(match["tau"]) if match["tau"] is not None else None)
+                   float(match["tau"]) if match["tau"] is not None else None,
+                   "items" if match["items"] else "llm", bool(match["shuffled"]))
