@@ -238,7 +238,7 @@ def test_paper_tables_are_consistent():
 CONFIG = {"localize": {"r": 5},
           "train": {"backbones": ["srgnn", "gru4rec"], "seeds": [0, 1],
                     "variants": ["base", "llm4sbr", "wo_au", "textinit", "llm4sbr-r0",
-                                 "llm4sbr-tau1"]}}
+                                 "llm4sbr-tau1", "wo_long"]}}
 
 
 def test_plan_requests_only_configured_runs():
@@ -246,8 +246,8 @@ def test_plan_requests_only_configured_runs():
     assert t3 == [f"results/ml-100k/runs/{b}/{v}/seed{s}/metrics.json"
                   for b in ("srgnn", "gru4rec") for v in ("base", "llm4sbr") for s in (0, 1)]
     assert plan.table3_runs(CONFIG, "ml-100k", "ranks.parquet")[0].endswith("ranks.parquet")
-    assert {p.split("/")[4] for p in plan.table4_runs(CONFIG, "d")} == {"base", "llm4sbr",
-                                                                         "wo_au"}
+    assert {p.split("/")[4] for p in plan.table4_runs(CONFIG, "d")} == {
+        "base", "llm4sbr", "wo_au", "wo_long"}
     assert {p.split("/")[4] for p in plan.fig5_runs(CONFIG, "d")} == {"base", "llm4sbr",
                                                                        "textinit"}
     assert plan.fig7_variants(CONFIG) == ["llm4sbr", "llm4sbr-r0"]
@@ -267,3 +267,8 @@ def test_report_targets_follow_the_config():
     full = {n.split("/")[-1] for n in plan.report_targets(CONFIG, ["ml-100k", "beauty"])}
     assert {"fig6_views.png", "fig7_r.png", "fig4_localization.md"} <= full
     assert len(plan.report_targets(CONFIG, ["ml-100k", "beauty"])) == 2 * len(full)
+    # one bar or one r value is no comparison: Figs. 6 and 7 are left out
+    quick = {"localize": {"r": 5}, "train": {"backbones": ["srgnn"], "seeds": [0],
+                                             "variants": ["base", "llm4sbr", "llm4sbr-r5"]}}
+    names = {t.split("/")[-1] for t in plan.report_targets(quick, ["d"])}
+    assert "fig6_views.png" not in names and "fig7_r.png" not in names

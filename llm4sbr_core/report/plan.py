@@ -113,7 +113,8 @@ def uses_llm(config: Mapping[str, Any]) -> bool:
 
 
 def report_targets(config: Mapping[str, Any], datasets: Iterable[str]) -> list[str]:
-    """The tables and figures of every dataset whose runs are configured."""
+    """The tables and figures of every dataset whose runs are configured (Fig. 6 when a
+    view variant besides llm4sbr is, Fig. 7 when at least two values of r are)."""
     targets: list[str] = []
     for d in datasets:
         tables, figures = f"results/{d}/tables", f"results/{d}/figures"
@@ -126,9 +127,12 @@ def report_targets(config: Mapping[str, Any], datasets: Iterable[str]) -> list[s
             targets += [f"{tables}/table5.md", f"{figures}/training_curves.png"]
         if fig5_runs(config, d) or llmseqsim_runs(config, d):
             targets.append(f"{figures}/fig5_peers.png")
-        if fig6_runs(config, d):
+        # Figs. 6 and 7 compare: only when something besides plain llm4sbr is configured.
+        if configured_variants(config, set(FIG6_VARIANTS) - {"llm4sbr"}) and \
+                fig6_runs(config, d):
             targets.append(f"{figures}/fig6_views.png")
-        if fig7_runs(config, d):
+        r = int((config.get("localize") or {}).get("r", 5))
+        if len({r_of_variant(v, r) for v in fig7_variants(config)}) > 1 and fig7_runs(config, d):
             targets.append(f"{figures}/fig7_r.png")
         if uses_llm(config):
             targets.append(f"{figures}/fig4_localization.md")
