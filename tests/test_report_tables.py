@@ -255,6 +255,7 @@ def test_plan_requests_only_configured_runs():
     assert plan.llmseqsim_runs({"train": {"llmseqsim": ["mean"]}}, "d") == [
         "results/d/runs/llmseqsim/mean/seed0/metrics.json"]
     assert plan.uses_llm(CONFIG)
+    assert not plan.uses_llm({"train": {"variants": ["base", "textinit", "llm4sbr-items"]}})
 
 
 def test_report_targets_follow_the_config():

@@ -25,10 +25,6 @@ FIG6_VARIANTS: tuple[str, ...] = ("normal", "wo_long", "wo_short", "llm4sbr")
 RUNS_DIR = "results/{dataset}/runs"
 _R_VARIANT = re.compile(r"^llm4sbr(?:-r(0|[1-9][0-9]*))?$")
 
-#: Variants that read no LLM answers (the others need localized intents).
-NO_LLM_VARIANTS: frozenset[str] = frozenset({"base", "textinit"})
-
-
 def run_files(dataset: str, backbones: Iterable[str], variants: Iterable[str],
               seeds: Iterable[int], name: str = "metrics.json") -> list[str]:
     """``results/{dataset}/runs/{backbone}/{variant}/seed{seed}/{name}`` for the grid, in
@@ -108,8 +104,11 @@ def fig7_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
 
 
 def uses_llm(config: Mapping[str, Any]) -> bool:
-    """True when some configured variant reads LLM answers (so localization ran)."""
-    return any(v.split("-")[0] not in NO_LLM_VARIANTS for v in configured_variants(config))
+    """True when some configured variant reads localized LLM answers (so the grounding
+    statistics of Fig. 4 are made anyway; the -items controls read none)."""
+    from ..train.variants import parse_variant  # no torch: the Snakefile uses it too
+
+    return any(parse_variant(v).reads_llm_intents for v in configured_variants(config))
 
 
 def report_targets(config: Mapping[str, Any], datasets: Iterable[str]) -> list[str]:
