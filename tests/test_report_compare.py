@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from report_synthetic import write_llmseqsim, write_run
 from scipy import stats
 
 from llm4sbr_core.report.compare import variant_comparison
+from report_synthetic import write_llmseqsim, write_run
 
 
 def test_comparison_against_base(tmp_path):
