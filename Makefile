@@ -29,8 +29,11 @@ $(STAMP): requirements.lock pyproject.toml Makefile
 
 setup: $(STAMP)
 
+# The default target (the quickstart on config.yaml), then the HTML report.
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report report.html
+	@echo "HTML report: $(CURDIR)/report.html"
 
 # Tables and figures of every configured dataset, then the HTML report (report.html).
 # Extra snakemake arguments: make report ARGS="--configfile config.yaml my.yaml"

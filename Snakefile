@@ -27,13 +27,24 @@ include: "rules/train.smk"
 include: "rules/report.smk"
 
 
+# The default target: every stage for every configured dataset — data, LLM intents (as the
+# configured variants need them), training runs, tables and figures. `make run` then
+# bundles them into report.html (snakemake --report).
 rule all:
     input:
         data_targets(),
+        train_targets(),
+        report_targets(),
     default_target: True
 
 
-# The LLM answers of every dataset and view (not part of `all` yet).
+# The data stage of every configured dataset.
+rule data_all:
+    input:
+        data_targets(),
+
+
+# The LLM answers of every dataset and view.
 rule llm_all:
     input:
         llm_targets(),
@@ -45,7 +56,7 @@ rule intents_all:
         intent_targets(),
 
 
-# Every training run of config `train:` (not part of `all` yet).
+# Every training run of config `train:`.
 rule train_all:
     input:
         train_targets(),
@@ -59,6 +70,6 @@ rule report_all:
 
 
 onsuccess:
-    from llm4sbr_core.data.build import summarize_datasets
+    from llm4sbr_core.report.summary import run_summary
 
-    print(summarize_datasets([f"results/{d}/data/stats.json" for d in DATASETS]))
+    print(run_summary(DATASETS))

@@ -60,6 +60,31 @@ rule report_table4:
         "../workflow_scripts/report_tables.py"
 
 
+# Every configured variant (sweeps, controls, peers included) against `base`, with
+# paired t-tests over the test samples.
+rule report_variants:
+    input:
+        metrics=lambda w: report_plan.variant_runs(config, w.dataset),
+        ranks=lambda w: [p.replace("metrics.json", "ranks.parquet")
+                         for p in report_plan.variant_runs(config, w.dataset)],
+    output:
+        **report_table("variants", "variants.rst", "Every variant against base"),
+    params:
+        n_resamples=10_000,
+        seed=0,
+        title="Every variant against the backbone alone (%)",
+    log:
+        "logs/{dataset}/report/variants.log",
+    benchmark:
+        "results/{dataset}/benchmarks/report/variants.tsv"
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_tables.py"
+
+
 rule report_table5:
     input:
         metrics=lambda w: report_plan.all_runs(config, w.dataset),

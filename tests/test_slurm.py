@@ -33,7 +33,7 @@ def slurm_job_ids(output: str) -> list[str]:
 
 
 def test_data_stage_through_slurm_is_identical_to_local(cluster, tmp_path):
-    args = ("--config", f"raw_dir={shared_data()}", 'datasets=["ml-100k"]')
+    args = ("--config", f"raw_dir={shared_data()}", 'datasets=["ml-100k"]', "--", "data_all")
     configs = ("config.yaml", "configs/shared-data.yaml")
     snakemake(tmp_path / "local", *args, configs=configs)
     done = snakemake(tmp_path / "slurm", "--profile", cluster, *args, configs=configs)
@@ -52,7 +52,7 @@ def test_failed_cluster_job_leaves_no_output_and_rerun_recovers(cluster, tmp_pat
     good = inter.read_bytes()
     inter.write_bytes(good.replace(b"\t", b";", 40))  # header and first lines broken
     args = ("--profile", cluster, "--retries", "0", "--config", f"raw_dir={raw.parent}",
-            'datasets=["ml-100k"]')
+            'datasets=["ml-100k"]', "--", "data_all")
     done = snakemake(tmp_path / "run", *args, check=False)
     assert done.returncode != 0
     assert "Error in rule build_dataset" in done.stdout + done.stderr

@@ -34,7 +34,7 @@ def test_bad_config_stops_before_any_job(tmp_path, override, message):
 def test_data_stage_runs_and_is_cached(tmp_path):
     data = shared_data()
     done = snakemake(tmp_path, "--config", f"raw_dir={data}", 'datasets=["ml-100k"]',
-                     configs=("config.yaml", "configs/shared-data.yaml"))
+                     "--", "data_all", configs=("config.yaml", "configs/shared-data.yaml"))
     assert "download" not in done.stderr  # the raw files exist: nothing is fetched
     out = tmp_path / "results" / "ml-100k" / "data"
     stats = json.loads((out / "stats.json").read_text())
@@ -44,7 +44,7 @@ def test_data_stage_runs_and_is_cached(tmp_path):
          "stats.md"])
     assert (tmp_path / "results" / "ml-100k" / "benchmarks" / "build_dataset.tsv").exists()
     again = snakemake(tmp_path, "--config", f"raw_dir={data}", 'datasets=["ml-100k"]',
-                      configs=("config.yaml", "configs/shared-data.yaml"))
+                      "--", "data_all", configs=("config.yaml", "configs/shared-data.yaml"))
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
@@ -56,7 +56,7 @@ def test_bad_raw_file_fails_cleanly_and_rerun_recovers(tmp_path):
     lines = good.split(b"\n")
     lines[41] = lines[41].replace(b"\t", b",")  # line 42: wrong delimiter
     inter.write_bytes(b"\n".join(lines))
-    args = ("--config", f"raw_dir={tmp_path / 'raw'}", 'datasets=["ml-100k"]')
+    args = ("--config", f"raw_dir={tmp_path / 'raw'}", 'datasets=["ml-100k"]', "--", "data_all")
     done = snakemake(tmp_path, *args, check=False)
     assert done.returncode != 0
     log = (tmp_path / "logs" / "ml-100k" / "build_dataset.log").read_text()

@@ -1,4 +1,5 @@
-"""rules report_table2 … report_table5 → llm4sbr_core.report.tables."""
+"""rules report_table2 … report_table5, report_variants → llm4sbr_core.report.tables,
+llm4sbr_core.report.compare."""
 
 import _repo  # noqa: F401  (puts the checkout on sys.path)
 
@@ -14,6 +15,11 @@ elif smk.rule == "report_table3":
                           seed=smk.params.seed)
 elif smk.rule == "report_table4":
     table = tables.table4(smk.input.metrics)
+elif smk.rule == "report_variants":
+    from llm4sbr_core.report.compare import variant_comparison
+
+    table = variant_comparison(smk.input.metrics, n_resamples=smk.params.n_resamples,
+                               seed=smk.params.seed, title=smk.params.title)
 else:
     table = tables.table5(smk.input.metrics)
 tables.write_table(table, smk.output.csv, smk.output.md, smk.output.html)

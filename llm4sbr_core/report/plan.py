@@ -79,6 +79,11 @@ def all_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
     return runs_of(config, dataset, configured_variants(config))
 
 
+def variant_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
+    """Every configured run, LLMSeqSim included (the variants-against-base table)."""
+    return all_runs(config, dataset) + llmseqsim_runs(config, dataset)
+
+
 def fig5_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
     return runs_of(config, dataset, configured_variants(config, FIG5_VARIANTS))
 
@@ -124,6 +129,9 @@ def report_targets(config: Mapping[str, Any], datasets: Iterable[str]) -> list[s
             targets.append(f"{tables}/table4.md")
         if all_runs(config, d):
             targets += [f"{tables}/table5.md", f"{figures}/training_curves.png"]
+        if "base" in configured_variants(config) and len(variant_runs(config, d)) > len(
+                runs_of(config, d, ["base"])):
+            targets.append(f"{tables}/variants.md")
         if fig5_runs(config, d) or llmseqsim_runs(config, d):
             targets.append(f"{figures}/fig5_peers.png")
         # Figs. 6 and 7 compare: only when something besides plain llm4sbr is configured.
