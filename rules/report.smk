@@ -99,7 +99,10 @@ rule report_table5:
         "../workflow_scripts/report_tables.py"
 
 
+# After every configured run (its input), so that the benchmark files of all stages exist.
 rule report_runtime:
+    input:
+        runs=lambda w: report_plan.variant_runs(config, w.dataset),
     output:
         **report_table("runtime", "runtime.rst", "Runtime per stage"),
         figure=report_figure("runtime", "runtime.rst", "Runtime per stage"),
