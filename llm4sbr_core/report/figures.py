@@ -72,8 +72,10 @@ def _bars(ax: Axes, labels: Sequence[str], series: dict[str, list[tuple[float, f
                       capsize=3, label=name)
         if len(series) == 1:  # grouped bars have no room for value labels
             ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
-    ax.set_xticks(x, labels, fontsize=8, rotation=30 if len(labels) > 5 else 0,
-                  ha="right" if len(labels) > 5 else "center")
+    # Slanted labels as soon as they would touch (long names like LLMSeqSim (mean)).
+    slanted = len(labels) > 5 or sum(map(len, labels)) > 9 * len(labels)
+    ax.set_xticks(x, labels, fontsize=8, rotation=25 if slanted else 0,
+                  ha="right" if slanted else "center")
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
 
