@@ -454,9 +454,9 @@ def run_training(run: Mapping[str, Any], data_dir: str | Path, out_dir: str | Pa
     ``run["backbone"]``. ``graph`` is the backbone's training graph (built here when the
     backbone needs one and none is given). ``intents`` maps each view an LLM variant reads
     to its localized intent vectors (.npy, memory-mapped, row = sample_id);
-    ``item_vectors`` is the item text vectors' items.npy (variant ``textinit``).
-    ``stop_after`` stops after that many epochs
-    without writing outputs (returns None): a simulated kill, resumed by the next call.
+    ``item_vectors`` is the item text vectors' items.npy (variant ``textinit`` and the
+    ``-items`` controls). ``stop_after`` stops after that many epochs without writing
+    outputs (returns None): a simulated kill, resumed by the next call.
     ``threads`` (the job's threads under Snakemake) sets torch's CPU threads when
     ``run["num_threads"]`` is null; with neither, torch's default stays.
     """
