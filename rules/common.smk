@@ -52,7 +52,8 @@ RUN_DIR = "results/{dataset}/runs/{backbone}/{variant}/seed{seed}"
 
 
 def train_targets():
-    """metrics.json of every dataset × backbone × variant × seed of config `train:`."""
+    """metrics.json of every dataset × backbone × variant × seed of config `train:`, and
+    of every LLMSeqSim aggregation of `train.llmseqsim`."""
     runs = expand(f"{RUN_DIR}/metrics.json", dataset=DATASETS, backbone=TRAIN["backbones"],
                   variant=TRAIN["variants"], seed=TRAIN["seeds"])
     return runs + expand("results/{dataset}/runs/llmseqsim/{aggregation}/seed0/metrics.json",

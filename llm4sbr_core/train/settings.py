@@ -45,7 +45,7 @@ def run_config(train: Mapping[str, Any] | None, dataset: str, backbone: str | ty
     ``intents`` describes the intent vectors an LLM variant reads, ``{"llm": name,
     "encoder": name, "r": the localize.r of the config}``; the variant's ``-r<k>``
     overrides r, and the views it reads are added. It is recorded under ``intents`` (None
-    for variants without LLM intents), so two runs on different intents never share a
+    for variants without intent views), so two runs on different intents never share a
     checkpoint fingerprint.
     """
     merged = train_defaults()
@@ -86,8 +86,9 @@ def intent_settings(spec: Variant, intents: Mapping[str, Any] | None) -> dict[st
     out = dict(intents or {})
     if spec.r is not None:
         out["r"] = spec.r
-    if spec.source != "llm":
-        out.pop("r", None), out.pop("llm", None)
+    if spec.source != "llm":  # item-text intents: no LLM, no localization
+        for key in ("r", "llm"):
+            out.pop(key, None)
     out.update(source=spec.source, views=list(spec.views), shuffled=spec.shuffled)
     return out
 
