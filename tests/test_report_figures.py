@@ -74,6 +74,8 @@ def test_r_of_variant():
     assert r_of_variant("llm4sbr-tau1", 5) is None
     assert r_of_variant("wo_long-r3", 5) is None
     assert r_of_variant("base", 5) is None
+    assert r_of_variant("llm4sbr-shuffled", 5) is None
+    assert r_of_variant("llm4sbr-items", 5) is None
 
 
 def test_runtime_figure(tmp_path):

@@ -9,9 +9,10 @@ whose runs are configured (rule ``report_all``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from ..train.variants import parse_variant
 
 # No pandas / matplotlib imports here: the Snakefile imports this module.
 
@@ -23,7 +24,7 @@ FIG5_VARIANTS: tuple[str, ...] = ("wo_sbr", "base", "textinit", "llm4sbr")
 FIG6_VARIANTS: tuple[str, ...] = ("normal", "wo_long", "wo_short", "llm4sbr")
 #: Where the runs of a dataset live (rule train_run, rule llmseqsim).
 RUNS_DIR = "results/{dataset}/runs"
-_R_VARIANT = re.compile(r"^llm4sbr(?:-r(0|[1-9][0-9]*))?$")
+
 
 def run_files(dataset: str, backbones: Iterable[str], variants: Iterable[str],
               seeds: Iterable[int], name: str = "metrics.json") -> list[str]:
@@ -36,11 +37,11 @@ def run_files(dataset: str, backbones: Iterable[str], variants: Iterable[str],
 
 def r_of_variant(variant: str, default_r: int) -> int | None:
     """The localization r of a Fig. 7 variant: ``llm4sbr-r3`` → 3, ``llm4sbr`` →
-    ``default_r``; None for every other variant (other kinds, or a -tau suffix)."""
-    match = _R_VARIANT.match(variant)
-    if match is None:
+    ``default_r``; None for every other variant (other kinds, -tau, -items, -shuffled)."""
+    spec = parse_variant(variant)
+    if spec.kind != "llm4sbr" or spec.tau is not None or spec.source != "llm" or spec.shuffled:
         return None
-    return int(match[1]) if match[1] is not None else int(default_r)
+    return spec.r if spec.r is not None else int(default_r)
 
 
 def _train(config: Mapping[str, Any]) -> Mapping[str, Any]:
