@@ -52,15 +52,15 @@ def variant_comparison(metrics_paths: Iterable[str | Path], reference: str = "ba
             cells = [run_backbone, variant, str(len(g)),
                      *[fmt_pm(100 * stats[m][0], 100 * stats[m][1], stats[m][2])
                        for m in metrics]]
+            is_reference = run_backbone == backbone and variant == reference
             deltas, ps = [], []
             for m in tested_metrics:
                 delta = improvement(ref_stats[m][0], stats[m][0])
-                deltas.append(fmt(delta, 1, "%") if variant != reference
-                              or run_backbone != backbone else "")
+                deltas.append("" if is_reference else fmt(delta, 1, "%"))
                 record[f"{m}_mean"], record[f"{m}_std"] = 100 * stats[m][0], 100 * stats[m][1]
                 record[f"{m}_change_pct"] = delta
-            if run_backbone == backbone and variant == reference:
-                ps = ["", ""][:len(tested_metrics)]
+            if is_reference:
+                ps = [""] * len(tested_metrics)
             else:
                 tests = compare_runs(ref_ranks, [Path(p).with_name("ranks.parquet")
                                                  for p in g["path"]],
