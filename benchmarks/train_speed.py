@@ -82,7 +82,8 @@ eval_s = time.perf_counter() - t0
 peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 print(json.dumps({"ms": ms, "epoch_s": ms * math.ceil(len(train) / run["batch_size"]) / 1000,
-                  "eval_s": eval_s, "graph_s": graph_s, "peak_mb": peak}))
+                  "eval_s": eval_s, "graph_s": graph_s, "peak_mb": peak,
+                  "device": device.type}))
 """
 
 BACKBONES = ["gru4rec", "sasrec", "srgnn", "tagnn", "gcegnn", "dhcn"]
