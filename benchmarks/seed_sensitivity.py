@@ -12,9 +12,9 @@ full-ranking validation MRR@20 / P@20 at that point. If the rows split by init s
 by order seed, a seed's outlying result is a property of where the weights started.
 
 ``--swap A B`` then asks which weights: for every top-level parameter group of the model
-(``item_embedding``, ``readout``, …) it trains init seed B's weights with that one group
-taken from init seed A (order seed = the first ``--order-seeds`` value), next to pure A
-and pure B.
+(``item_embedding``, ``readout``, …), or for each parameter-name prefix given to
+``--groups`` (``readout.q`` …), it trains init seed B's weights with that group taken from
+init seed A (order seed = the first ``--order-seeds`` value), next to pure A and pure B.
 """
 
 from __future__ import annotations
@@ -93,6 +93,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--swap", type=int, nargs=2, metavar=("A", "B"),
                     help="train B's initial weights with one parameter group from A")
+    ap.add_argument("--groups", nargs="+",
+                    help="parameter-name prefixes to swap (default: top-level modules)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch threads "
@@ -117,8 +119,11 @@ def main() -> None:
     order_seed = args.order_seeds[0]
     row(f"seed {args.swap[0]}", a, order_seed)
     row(f"seed {args.swap[1]}", b, order_seed)
-    for group in dict.fromkeys(name.split(".")[0] for name in b):
-        hybrid = {k: (a if k.split(".")[0] == group else b)[k] for k in b}
+    for group in args.groups or dict.fromkeys(name.split(".")[0] for name in b):
+        taken = [k for k in b if k == group or k.startswith(group + ".")]
+        if not taken:
+            raise SystemExit(f"--groups {group}: no such parameter (have: {', '.join(b)})")
+        hybrid = {k: (a if k in taken else b)[k] for k in b}
         row(f"seed {args.swap[1]}, {group} from seed {args.swap[0]}", hybrid, order_seed)
 
 

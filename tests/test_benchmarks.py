@@ -83,6 +83,8 @@ def test_reference_srgnn_names_a_wrong_checkout(data, tmp_path):  # noqa: F811
     (["--swap", "0", "1", "--order-seeds", "0"],
      ["seed 0", "seed 1", "seed 1, item_embedding from seed 0",
       "seed 1, gru from seed 0"]),
+    (["--swap", "0", "1", "--order-seeds", "0", "--groups", "item_embedding.weight"],
+     ["seed 0", "seed 1", "seed 1, item_embedding.weight from seed 0"]),
 ])
 def test_seed_sensitivity(data, args, labels):  # noqa: F811
     out = run("seed_sensitivity.py", "--backbone", "gru4rec", "--data", str(data),
@@ -90,3 +92,12 @@ def test_seed_sensitivity(data, args, labels):  # noqa: F811
     rows = table_rows(out)
     assert set(labels) <= {r[0] for r in rows}
     assert all(0 <= float(r[4]) <= 100 for r in rows)
+
+
+def test_seed_sensitivity_names_an_unknown_group(data):  # noqa: F811
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks/seed_sensitivity.py"),
+                           "--backbone", "gru4rec", "--data", str(data), "--steps", "1",
+                           "--device", "cpu", "--swap", "0", "1", "--groups", "readout"],
+                          capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.returncode != 0
+    assert "--groups readout: no such parameter (have: item_embedding.weight" in done.stderr

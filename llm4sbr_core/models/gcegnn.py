@@ -40,6 +40,13 @@ to itself is not its own neighbour; the local attention runs on a sparse edge li
 instead of a dense [B, n, n] adjacency (same maths); node states are computed once per
 distinct item of a session (the reference repeats the global step per click, same
 values); the readout has the bias b₁ of eq. (9), which the reference omits.
+
+Seed sensitivity (measured on Beauty, RESULTS.md). β_i of eq. (11) is not normalised (as in
+the paper and the reference), and σ(·) ≈ 1/2 at the start, so S begins as ≈ (Σ_j q_j / 2)
+× the sum of the click states: an initial q whose entries sum to ≤ 0 starts the session
+vector anti-aligned with (or blind to) its own clicks. Such seeds train visibly slower
+and one (seed 0, Σq = −1.21) settled at P@20 12.8 against 18.8 for the others;
+``benchmarks/seed_sensitivity.py --swap`` pins the effect on ``readout.q`` alone.
 """
 
 from __future__ import annotations
