@@ -51,7 +51,7 @@ n_node = pq.read_metadata(f"{data}/items.parquet").num_rows + 1  # ids 1..N, 0 =
 t0 = time.perf_counter()
 train, test = Data(split("train"), shuffle=True), Data(split("test"), shuffle=False)
 prepare_s = time.perf_counter() - t0
-class Opt:  # main.py's argparse defaults, with the LLM4SBR recipe's lr and batch size
+class Opt:  # main.py's argparse defaults (also LLM4SBR's recipe)
     hiddenSize, batchSize, step, nonhybrid = 100, 100, 1, False
     lr, l2, lr_dc_step, lr_dc = 1e-3, 1e-5, 3, 0.1
 model = trans_to_cuda(SessionGraph(Opt, n_node))
