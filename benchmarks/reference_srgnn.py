@@ -35,8 +35,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 REFERENCE_CHILD = r"""
-import json, math, resource, sys, time
+import json, resource, sys, time
 import numpy as np, pyarrow.parquet as pq, torch
 code, data, n_steps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 sys.path.insert(0, code)
@@ -136,8 +138,6 @@ def main() -> None:
                      str(args.threads)], env)
     ours = run_child([load_train_speed().CHILD, "srgnn", args.data, str(args.batches),
                       str(args.threads), args.device, "base", "-"], env)
-    import pyarrow.parquet as pq
-
     n_valid = pq.read_metadata(f"{args.data}/valid.parquet").num_rows
     ours["eval_per_1k_s"] = ours["eval_s"] / n_valid * 1000
     print("\n| SR-GNN | device | ms / step | projected s / epoch | eval s / 1k samples "
