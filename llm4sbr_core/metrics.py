@@ -35,19 +35,22 @@ def target_ranks_chunked(session: torch.Tensor, items: torch.Tensor, targets: to
 
     ``items`` [N + 1, d] includes the padding row 0, which is never a candidate. Memory is
     bounded by ``B × chunk`` whatever the catalogue size. The target's score is read
-    from the same matrix product that scores the other items (a first pass), so rounding
-    can never make the target outrank, or fall below, an item with an identical score.
+    from the very product that is later compared against it: the same rows (all B) times
+    the same item block, so the two passes run the same kernel on the same shapes. A
+    score read from a product of other shape (e.g. only the rows whose target is in the
+    block) can round differently and let the target fail to count itself.
     """
     n = items.shape[0]
     if n - 1 <= chunk:
         return target_ranks(session @ items.T, targets)
-    target_scores = torch.empty(len(targets), 1, dtype=session.dtype, device=session.device)
     starts = range(1, n, chunk)
+    target_scores = torch.empty(len(targets), 1, dtype=session.dtype, device=session.device)
     for start in starts:
         inside = (targets >= start) & (targets < start + chunk)
         if inside.any():
-            block = session[inside] @ items[start:start + chunk].T
-            target_scores[inside] = block.gather(1, (targets[inside] - start).view(-1, 1))
+            block = session @ items[start:start + chunk].T
+            local = (targets - start).clamp(0, block.shape[1] - 1).view(-1, 1)
+            target_scores[inside] = block.gather(1, local)[inside]
     if torch.isnan(target_scores).any():
         raise ValueError("scores contain NaN: the model diverged")
     ranks = torch.zeros(len(targets), dtype=torch.long, device=session.device)

@@ -65,3 +65,19 @@ def test_chunked_equals_full():
 def test_nan_scores_are_an_error():
     with pytest.raises(ValueError, match="NaN"):
         target_ranks(torch.tensor([[0.0, float("nan"), 1.0]]), torch.tensor([2]))
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_chunked_target_always_counts_itself(seed):
+    # Random shapes whose products take different kernels (row counts, tails): the
+    # chunked ranks must equal the full ranks computed from one product each.
+    g = torch.Generator().manual_seed(seed)
+    b, d, n = (int(x) for x in torch.randint(1, 40, (3,), generator=g))
+    session, items = torch.randn(b, d, generator=g), torch.randn(n + 10, d, generator=g)
+    targets = torch.randint(1, n + 10, (b,), generator=g)
+    chunked = target_ranks_chunked(session, items, targets, chunk=7)
+    # the target's own score is in the compared product, so every rank is >= 1 and
+    # never exceeds the number of candidates
+    assert bool((chunked >= 1).all()) and bool((chunked <= n + 9).all())
+    full = target_ranks(session @ items.T, targets)
+    assert torch.equal(chunked, full)
