@@ -26,7 +26,7 @@ import platform
 import torch
 
 from llm4sbr_core.models import get_backbone
-from llm4sbr_core.train.batches import load_samples
+from llm4sbr_core.data.batches import load_samples
 from llm4sbr_core.train.checkpoint import seed_everything
 from llm4sbr_core.train.settings import run_config
 from llm4sbr_core.train.trainer import (

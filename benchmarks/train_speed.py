@@ -26,19 +26,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from llm4sbr_core.train.variants import parse_variant
+from llm4sbr_core.variants import parse_variant
 
 CHILD = r"""
 import json, math, resource, sys, time
 import torch
-from llm4sbr_core.train.batches import load_samples
+from llm4sbr_core.data.batches import load_samples
 from llm4sbr_core.train.checkpoint import seed_everything
 from llm4sbr_core.train.settings import run_config
 from llm4sbr_core.train.trainer import (Trainer, build_model, count_items, resolve_device,
                                         training_graph)
 from llm4sbr_core.models import get_backbone
 from llm4sbr_core.train.trainer import load_intents
-from llm4sbr_core.train.variants import parse_variant
+from llm4sbr_core.variants import parse_variant
 name, data, n_steps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 variant, intents_dir = sys.argv[6], sys.argv[7]
 run = run_config({"device": sys.argv[5]}, "bench", name, variant, 0)

@@ -45,7 +45,7 @@ def data_targets():
 
 # --- training (rules/train.smk) ------------------------------------------------------
 from llm4sbr_core.train.settings import backbone_names, run_config, variant_pattern
-from llm4sbr_core.train.variants import parse_variant
+from llm4sbr_core.variants import parse_variant
 
 TRAIN = config["train"]
 RUN_DIR = "results/{dataset}/runs/{backbone}/{variant}/seed{seed}"

@@ -76,7 +76,7 @@ def synthetic_samples(n_items: int = 20, n_sessions: int = 60, seed: int = 0,
     import numpy as np
     import torch
 
-    from llm4sbr_core.train.batches import SampleTensors
+    from llm4sbr_core.data.batches import SampleTensors
 
     rng = np.random.default_rng(seed)
     sessions = []

@@ -2,7 +2,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from llm4sbr_core.train.batches import load_samples
+from llm4sbr_core.data.batches import load_samples
 
 
 def test_load_samples_pads_right_and_keeps_the_last_clicks(tmp_path):

@@ -6,7 +6,7 @@ from llm4sbr_core.models.blocks import (
     gather_clicks,
     scatter_mean,
 )
-from llm4sbr_core.train.batches import SessionBatch
+from llm4sbr_core.data.batches import SessionBatch
 
 
 def test_session_graph_hand_worked():

@@ -20,7 +20,7 @@ from llm4sbr_core.models.llm4sbr import (
     alignment,
     uniformity,
 )
-from llm4sbr_core.train.batches import SampleTensors, SessionBatch
+from llm4sbr_core.data.batches import SampleTensors, SessionBatch
 from llm4sbr_core.train.trainer import Trainer, takes_encoded
 
 BACKBONES = ["gru4rec", "sasrec", "srgnn", "tagnn", "gcegnn", "dhcn"]

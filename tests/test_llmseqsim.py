@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from llm4sbr_core.models.llmseqsim import llmseqsim_ranks, run_llmseqsim, session_vectors
-from llm4sbr_core.train.batches import SampleTensors
+from llm4sbr_core.data.batches import SampleTensors
 
 # items 1..5 in 2-D; item 5 has no text
 VECTORS = np.array([[0, 0], [1, 0], [0, 1], [1, 1], [-1, 0.2], [0, 0]], dtype=np.float32)

@@ -20,7 +20,7 @@ from llm4sbr_core.models.training_graphs import (
     sessions_from_samples,
     training_sessions,
 )
-from llm4sbr_core.train.batches import SampleTensors, SessionBatch, load_samples
+from llm4sbr_core.data.batches import SampleTensors, SessionBatch, load_samples
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -16,7 +16,7 @@ from llm4sbr_core.config import load_config
 from llm4sbr_core.errors import ConfigError
 from llm4sbr_core.metrics import metrics_from_ranks
 from llm4sbr_core.models import BACKBONE_PATHS, Backbone, Encoded, get_backbone
-from llm4sbr_core.train.batches import SampleTensors, SessionBatch, load_samples
+from llm4sbr_core.data.batches import SampleTensors, SessionBatch, load_samples
 from llm4sbr_core.train.checkpoint import load_checkpoint
 from llm4sbr_core.train.settings import backbone_names
 from llm4sbr_core.train.trainer import (

@@ -1,4 +1,4 @@
-"""Variant names (llm4sbr_core/train/variants.py) and the run settings they give."""
+"""Variant names (llm4sbr_core/variants.py) and the run settings they give."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from llm4sbr_core.config import load_schema
 from llm4sbr_core.errors import ConfigError
 from llm4sbr_core.models.llm4sbr import MODE_VIEWS
 from llm4sbr_core.train.settings import run_config
-from llm4sbr_core.train.variants import (
+from llm4sbr_core.variants import (
     KIND_VIEWS,
     VARIANT_PATTERN,
     WRAPPER_MODES,

@@ -1,6 +1,6 @@
 """The backbone interface every session model implements.
 
-A backbone encodes a :class:`~llm4sbr_core.train.batches.SessionBatch` into a local
+A backbone encodes a :class:`~llm4sbr_core.data.batches.SessionBatch` into a local
 (short-term, recent-interest) and a global (long-term, whole-session) session vector,
 each [B, d], and owns the item table that sessions are scored against. Alone (variant
 ``base``) it scores with its own paper's head (:meth:`Backbone.session_head`); the
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..train.batches import SampleTensors, SessionBatch
+from ..data.batches import SampleTensors, SessionBatch
 
 
 @dataclass

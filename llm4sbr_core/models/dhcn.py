@@ -60,7 +60,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..train.batches import SampleTensors, SessionBatch
+from ..data.batches import SampleTensors, SessionBatch
 from .base import Backbone, Encoded, check_graph_hparams
 from .blocks import PositionAwareReadout
 from .training_graphs import session_incidence, training_sessions

@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..train.batches import SampleTensors, SessionBatch
+from ..data.batches import SampleTensors, SessionBatch
 from .base import Backbone, Encoded, check_graph_hparams
 from .blocks import (
     PositionAwareReadout,

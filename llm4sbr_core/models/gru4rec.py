@@ -48,7 +48,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..train.batches import SessionBatch
+from ..data.batches import SessionBatch
 from .base import Backbone, Encoded
 from .blocks import last_real_state, masked_mean
 

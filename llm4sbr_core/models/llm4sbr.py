@@ -97,7 +97,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..train.batches import SessionBatch
+from ..data.batches import SessionBatch
 from .base import Backbone, Encoded
 
 __all__ = ["MODES", "MODE_VIEWS", "LLM4SBR", "IntentEncoded", "align_uniform", "alignment",

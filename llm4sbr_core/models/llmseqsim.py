@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ..io import AtomicFiles
 from ..metrics import metrics_from_ranks, target_ranks
-from ..train.batches import SampleTensors, load_samples
+from ..data.batches import SampleTensors, load_samples
 
 log = logging.getLogger(__name__)
 

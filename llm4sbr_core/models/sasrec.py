@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..train.batches import SessionBatch
+from ..data.batches import SessionBatch
 from .base import Backbone, Encoded
 from .blocks import PositionEmbedding, keep_last_clicks, last_real_state, masked_mean
 

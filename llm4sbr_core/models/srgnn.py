@@ -60,7 +60,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..train.batches import SessionBatch
+from ..data.batches import SessionBatch
 from .base import Backbone, Encoded
 from .blocks import SoftAttentionReadout, build_session_graph, scatter_mean
 

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..train.batches import SessionBatch
+from ..data.batches import SessionBatch
 from .srgnn import SRGNN
 
 

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..train.batches import SampleTensors
+from ..data.batches import SampleTensors
 
 #: two primes below 2³¹: every product of a residue and a power stays below 2⁶²
 _PRIMES = (2_147_483_629, 2_147_483_587)

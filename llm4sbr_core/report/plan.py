@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..train.variants import parse_variant
+from ..variants import parse_variant
 
 # No pandas / matplotlib imports here: the Snakefile imports this module.
 
@@ -112,7 +112,7 @@ def fig7_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
 def uses_llm(config: Mapping[str, Any]) -> bool:
     """True when some configured variant reads localized LLM answers (so the grounding
     statistics of Fig. 4 are made anyway; the -items controls read none)."""
-    from ..train.variants import parse_variant  # no torch: the Snakefile uses it too
+    from ..variants import parse_variant  # no torch: the Snakefile uses it too
 
     return any(parse_variant(v).reads_llm_intents for v in configured_variants(config))
 

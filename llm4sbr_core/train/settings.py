@@ -11,7 +11,7 @@ import jsonschema
 
 from ..config import load_schema
 from ..errors import ConfigError
-from .variants import VARIANT_PATTERN, Variant, parse_variant
+from ..variants import VARIANT_PATTERN, Variant, parse_variant
 
 #: Keys of the ``train:`` section that select runs rather than configure one.
 GRID_KEYS: tuple[str, ...] = ("backbones", "variants", "seeds", "backbone_params", "llmseqsim")

@@ -50,10 +50,10 @@ from ..models import Backbone, get_backbone
 from ..models.llm4sbr import LLM4SBR
 from ..models.llmseqsim import item_text_intents
 from ..models.textinit import init_item_table_from_text
-from .batches import SampleTensors, load_samples
+from ..data.batches import SampleTensors, load_samples
 from .checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint, seed_everything
 from .settings import run_config, train_defaults
-from .variants import parse_variant
+from ..variants import parse_variant
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def build_model(backbone: type[Backbone], variant: str, n_items: int, dim: int,
                 intents: Mapping[str, np.ndarray] | None = None,
                 item_vectors: np.ndarray | None = None, tau: float = 0.1,
                 shared_projection: bool = True) -> Backbone:
-    """The network a variant trains (see llm4sbr_core/train/variants.py).
+    """The network a variant trains (see llm4sbr_core/variants.py).
 
     ``base``: the backbone; ``textinit``: the backbone with its item table initialised
     from ``item_vectors`` (items.npy); the LLM variants: the backbone inside the LLM4SBR

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 #: variant kind → LLM4SBR wrapper mode (kinds not listed here do not use the wrapper)
 WRAPPER_MODES: dict[str, str] = {
