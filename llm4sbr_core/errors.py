@@ -9,6 +9,15 @@ class Llm4sbrError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
+class InvalidInputError(Llm4sbrError, ValueError):
+    """An argument, array or file this package cannot use: the message names the file,
+    key or value. Also a ``ValueError``, so callers that catch that keep working."""
+
+    def __init__(self, message: str, path: str | Path | None = None):
+        self.path = str(path) if path is not None else None
+        super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+
+
 class ConfigError(Llm4sbrError):
     """A configuration value is missing, mistyped or inconsistent."""
 
