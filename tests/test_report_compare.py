@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from llm4sbr_core.errors import InvalidInputError
 from llm4sbr_core.report.compare import variant_comparison
 from report_synthetic import write_llmseqsim, write_run
 
@@ -31,3 +32,5 @@ def test_comparison_against_base(tmp_path):
     assert rows[("srgnn", "base")][-1] == ""  # the reference is not tested against itself
     with pytest.raises(ValueError, match="no 'base' runs"):
         variant_comparison(paths[2:4])
+    with pytest.raises(InvalidInputError, match=r"no 'base' runs among the 0 runs given"):
+        variant_comparison([])

@@ -13,10 +13,10 @@ from llm4sbr_core.report.figures import (
     fig5_peers,
     fig6_views,
     fig7_r_sweep,
-    r_of_variant,
     runtime_figure,
     training_curves,
 )
+from llm4sbr_core.report.plan import r_of_variant
 from report_synthetic import write_benchmark, write_llmseqsim, write_run
 
 VARIANTS = ("base", "llm4sbr", "textinit", "wo_sbr", "wo_long", "wo_short", "normal",

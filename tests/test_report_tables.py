@@ -21,18 +21,10 @@ from llm4sbr_core.report.paper import (
     TABLE3_METRICS,
     textinit_label,
 )
+from llm4sbr_core.report.render import markdown_page, write_markdown, write_table
 from llm4sbr_core.report.runs import PAPER_TABLE3
-from llm4sbr_core.report.tables import (
-    markdown_page,
-    runtime_table,
-    stage_runtime,
-    table2,
-    table3,
-    table4,
-    table5,
-    write_markdown,
-    write_table,
-)
+from llm4sbr_core.report.runtime import runtime_table, stage_runtime
+from llm4sbr_core.report.tables import table2, table3, table4, table5
 from report_synthetic import write_benchmark, write_grounding, write_run, write_stats
 
 PAPER = REPO.parent / "shared" / "paper" / "LLM4SBR-TOIS2025.md"

@@ -5,6 +5,7 @@ import _repo  # noqa: F401  (puts the checkout on sys.path)
 
 from llm4sbr_core.logs import setup_logging
 from llm4sbr_core.report import tables
+from llm4sbr_core.report.render import write_table
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 setup_logging(smk.log)
@@ -22,4 +23,4 @@ elif smk.rule == "report_variants":
                                seed=smk.params.seed, title=smk.params.title)
 else:
     table = tables.table5(smk.input.metrics)
-tables.write_table(table, smk.output.csv, smk.output.md, smk.output.html)
+write_table(table, smk.output.csv, smk.output.md, smk.output.html)

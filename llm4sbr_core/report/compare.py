@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import InvalidInputError
+from .render import Table, fmt, fmt_p, fmt_pm, improvement, mean_std, selection_note
 from .runs import load_runs
 from .significance import compare_runs
-from .tables import Table, fmt, fmt_p, fmt_pm, improvement, mean_std, selection_note
 
 DEFAULT_METRICS: tuple[str, ...] = ("P@5", "P@20", "MRR@5", "MRR@20", "NDCG@20")
 
@@ -31,9 +32,11 @@ def variant_comparison(metrics_paths: Iterable[str | Path], reference: str = "ba
     paths = [Path(p) for p in metrics_paths]
     runs = load_runs(paths)
     runs["path"] = [str(p) for p in paths]
+    variants = sorted(set(runs["variant"])) if len(runs) else []
+    if reference not in variants:
+        raise InvalidInputError(f"no {reference!r} runs among the {len(paths)} runs given "
+                                f"(variants: {variants})")
     refs = runs[runs["variant"] == reference]
-    if refs.empty:
-        raise ValueError(f"no {reference!r} runs among the {len(paths)} runs given")
     ref_backbones = list(dict.fromkeys(refs["backbone"]))
     tested_metrics = list(dict.fromkeys([tested, "MRR@20"]))
     header = ["backbone", "variant", "seeds", *metrics,

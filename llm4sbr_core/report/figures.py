@@ -26,10 +26,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..io import AtomicFiles
-from .paper import VARIANT_LABELS, backbone_label, textinit_label
+from .paper import backbone_label, textinit_label
 from .plan import FIG5_VARIANTS, FIG6_VARIANTS, r_of_variant
+from .render import mean_std
 from .runs import load_runs, read_metrics
-from .tables import mean_std, stage_runtime
+from .runtime import stage_runtime
 
 FIG6_LABELS: dict[str, str] = {"normal": "Normal", "wo_long": "w/o Long (short only)",
                                "wo_short": "w/o Short (long only)",
@@ -218,7 +219,7 @@ def training_curves(metrics_paths: Iterable[str | Path], path: str | Path,
 def runtime_figure(benchmark_paths: Iterable[str | Path], root: str | Path,
                    path: str | Path) -> pd.DataFrame:
     """Horizontal bars of wall-clock hours per workflow stage (sum over its jobs); returns
-    the per-stage frame of :func:`llm4sbr_core.report.tables.stage_runtime`."""
+    the per-stage frame of :func:`llm4sbr_core.report.runtime.stage_runtime`."""
     frame = stage_runtime(benchmark_paths, root)
     if frame.empty:
         placeholder(path, "Runtime per stage", "no benchmark files yet")
@@ -240,6 +241,5 @@ def runtime_figure(benchmark_paths: Iterable[str | Path], root: str | Path,
     return frame
 
 
-__all__ = ["FIG5_VARIANTS", "FIG6_VARIANTS", "VARIANT_LABELS", "fig5_peers", "fig6_views",
-           "fig7_r_sweep", "placeholder", "r_of_variant", "runtime_figure",
+__all__ = ["fig5_peers", "fig6_views", "fig7_r_sweep", "placeholder", "runtime_figure",
            "training_curves"]

@@ -9,6 +9,8 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..errors import MissingRunError
+
 
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.2f}"
@@ -53,8 +55,7 @@ def localization_report(paths: Iterable[str | Path], n: int = 10) -> str:
     paths = [Path(p) for p in paths]
     for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing grounding statistics (rule "
-                                    "localize_intents)")
+            raise MissingRunError(path, "grounding statistics (rule localize_intents)")
     parts = ["# Fig. 4. Intent localization: LLM answers and the items they are localized to",
              "", "Grounding statistics per view and split (top-1 in session: the most similar "
              "item is one of the session's own clicks; target in top-r: the next click is "

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ..errors import MissingRunError
+from ..errors import InvalidInputError, MissingRunError
 from .runs import METRICS
 
 _METRIC = re.compile(r"^(P|HR|MRR|NDCG)@([1-9][0-9]*)$")
@@ -36,10 +36,11 @@ def per_sample_metric(ranks: np.ndarray | Sequence[int], metric: str) -> np.ndar
     P@K) from its 1-based rank, as float64."""
     match = _METRIC.match(metric)
     if match is None:
-        raise ValueError(f"unknown metric {metric!r}: expected P@K, HR@K, MRR@K or NDCG@K")
+        raise InvalidInputError(f"unknown metric {metric!r}: expected P@K, HR@K, MRR@K or "
+                                "NDCG@K")
     r = np.asarray(ranks, dtype=np.float64)
     if (r < 1).any():
-        raise ValueError("ranks are 1-based")
+        raise InvalidInputError(f"ranks are 1-based, got rank {r.min():g}")
     kind, k = match[1], int(match[2])
     inside = r <= k
     if kind in ("P", "HR"):
@@ -56,7 +57,7 @@ def read_ranks(path: str | Path) -> pd.Series:
         raise MissingRunError(path, "ranks.parquet")
     table = pq.read_table(path, columns=["sample_id", "rank"]).to_pandas()
     if table["sample_id"].duplicated().any():
-        raise ValueError(f"{path}: duplicate sample_id values")
+        raise InvalidInputError("duplicate sample_id values", path)
     return table.set_index("sample_id")["rank"].astype(np.int64).sort_index()
 
 
@@ -66,7 +67,7 @@ def seed_average(paths: Iterable[str | Path], metrics: Sequence[str] = METRICS
     sample_id (sorted), one column per metric. All runs must rank the same samples."""
     paths = [Path(p) for p in paths]
     if not paths:
-        raise ValueError("no ranks.parquet files given")
+        raise InvalidInputError("no ranks.parquet files given")
     total: np.ndarray | None = None
     index: pd.Index | None = None
     for path in paths:
@@ -74,8 +75,8 @@ def seed_average(paths: Iterable[str | Path], metrics: Sequence[str] = METRICS
         if index is None:
             index = ranks.index
         elif not ranks.index.equals(index):
-            raise ValueError(f"{path}: ranks other samples than {paths[0]} "
-                             f"({len(ranks)} vs {len(index)} sample ids)")
+            raise InvalidInputError(f"ranks other samples than {paths[0]} ({len(ranks)} vs "
+                                    f"{len(index)} sample ids)", path)
         values = np.column_stack([per_sample_metric(ranks.to_numpy(), m) for m in metrics])
         total = values if total is None else total + values
     assert total is not None and index is not None
@@ -155,10 +156,10 @@ def paired_tests(a: pd.DataFrame, b: pd.DataFrame, n_resamples: int = 10_000, se
     same columns). Their sample ids must be the same set."""
     if set(a.index) != set(b.index):
         only_a, only_b = len(a.index.difference(b.index)), len(b.index.difference(a.index))
-        raise ValueError(f"the two sides ranked different samples ({only_a} sample ids only "
-                         f"in A, {only_b} only in B): not the same test set")
+        raise InvalidInputError(f"the two sides ranked different samples ({only_a} sample ids "
+                                f"only in A, {only_b} only in B): not the same test set")
     if list(a.columns) != list(b.columns):
-        raise ValueError(f"different metrics: {list(a.columns)} vs {list(b.columns)}")
+        raise InvalidInputError(f"different metrics: {list(a.columns)} vs {list(b.columns)}")
     b = b.loc[a.index]
     diff = b.to_numpy() - a.to_numpy()
     p_boot, low, high = bootstrap_test(diff, n_resamples, seed)

@@ -1,185 +1,53 @@
 """The paper's Tables 2–5 from our runs, beside the paper's numbers.
 
-Each table is built as a :class:`Table` — a machine-readable frame (the CSV) plus the
-display rows (Markdown and a small HTML page for the Snakemake report) — and written
-atomically by :func:`write_table`. Our metrics are test-set values of the epoch selected
-on VALIDATION, as mean ± sample std over seeds, in percent.
+Each table is a :class:`~llm4sbr_core.report.render.Table` (written by
+:func:`~llm4sbr_core.report.render.write_table`). Our metrics are test-set values of the
+epoch selected on VALIDATION, as mean ± sample std over seeds, in percent.
 """
 
 from __future__ import annotations
 
-import html
-import io
 import json
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..errors import MissingRunError
-from ..io import AtomicFiles
 from .paper import (
     PAPER_ABLATION_BACKBONE,
     PAPER_TABLE2,
     PAPER_TABLE3_ROWS,
     PAPER_TABLE4,
     PAPER_TABLE5,
-    TABLE3_METRICS,
     VARIANT_LABELS,
     backbone_label,
 )
 from .plan import TABLE3_VARIANTS, TABLE4_VARIANTS
-from .runs import METRICS, load_runs, read_metrics
+from .render import (
+    DASH,
+    Table,
+    fmt,
+    fmt_p,
+    fmt_pm,
+    improvement,
+    mean_std,
+    ours_label,
+    selection_note,
+)
+from .runs import METRICS, load_runs
+from .runtime import run_costs
 from .significance import compare_runs
 
-DASH = "—"
 
-
-@dataclass
-class Table:
-    """A rendered table: ``data`` is written as CSV, ``header`` / ``rows`` as Markdown
-    and HTML under ``title``, followed by the ``notes`` paragraphs."""
-
-    title: str
-    header: list[str]
-    rows: list[list[str]]
-    data: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
-
-    def markdown(self) -> str:
-        lines = [f"# {self.title}", ""]
-        lines.append("| " + " | ".join(self.header) + " |")
-        lines.append("|" + "---|" * len(self.header))
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
-                  for row in self.rows]
-        if not self.rows:
-            lines.append("| " + " | ".join(["(no runs)"] + [""] * (len(self.header) - 1))
-                         + " |")
-        for note in self.notes:
-            lines += ["", note]
-        return "\n".join(lines) + "\n"
-
-    def html(self) -> str:
-        return markdown_page(self.markdown())
-
-    def csv(self) -> str:
-        buffer = io.StringIO()
-        self.data.to_csv(buffer, index=False, float_format="%.6g")
-        return buffer.getvalue()
-
-
-def write_table(table: Table, csv: str | Path, md: str | Path,
-                html_path: str | Path | None = None) -> None:
-    """Write the CSV, the Markdown and (optionally) the HTML page, all or none."""
-    with AtomicFiles() as files:
-        files.write_text(csv, table.csv())
-        files.write_text(md, table.markdown())
-        if html_path is not None:
-            files.write_text(html_path, table.html())
-
-
-_STYLE = ("body{font-family:sans-serif;font-size:13px;margin:1em}"
-          "table{border-collapse:collapse;margin-bottom:1em}th,td{border:1px solid #bbb;"
-          "padding:3px 6px;vertical-align:top}th{background:#eee}")
-
-
-def _cells(line: str) -> list[str]:
-    inner = line.strip()[1:-1].replace("\\|", "\0")
-    return [c.strip().replace("\0", "|") for c in inner.split("|")]
-
-
-def markdown_page(markdown: str) -> str:
-    """A standalone HTML page from the Markdown subset the report writes: ``#`` / ``##``
-    headings, pipe tables and paragraphs."""
-    esc = html.escape
-    out: list[str] = []
-    title = "report"
-    lines = markdown.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("#"):
-            level = min(len(line) - len(line.lstrip("#")) + 1, 4)
-            text = line.lstrip("#").strip()
-            title = text if title == "report" else title
-            out.append(f"<h{level}>{esc(text)}</h{level}>")
-        elif line.startswith("|"):
-            block = []
-            while i < len(lines) and lines[i].startswith("|"):
-                block.append(lines[i])
-                i += 1
-            head, body = _cells(block[0]), [_cells(b) for b in block[2:]]
-            out.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
-            out += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
-                    for row in body]
-            out.append("</table>")
-            continue
-        elif line.strip():
-            out.append(f"<p>{esc(line)}</p>")
-        i += 1
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{esc(title)}"
-            f"</title><style>{_STYLE}</style></head><body>\n" + "\n".join(out)
-            + "\n</body></html>\n")
-
-
-def write_markdown(markdown: str, md: str | Path, html_path: str | Path | None = None
-                   ) -> None:
-    """Write Markdown and (optionally) its HTML page, all or none."""
-    with AtomicFiles() as files:
-        files.write_text(md, markdown)
-        if html_path is not None:
-            files.write_text(html_path, markdown_page(markdown))
-
-
-# --- formatting -----------------------------------------------------------------------
-
-def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
-    """Mean, sample standard deviation (ddof = 1; 0 for one value) and count."""
-    x = np.asarray(list(values), dtype=np.float64)
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return math.nan, math.nan, 0
-    return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0, int(x.size)
-
-
-def fmt_pm(mean: float, std: float, n: int, digits: int = 2) -> str:
-    """``"12.34 ± 0.56"``; one seed prints the mean alone; no value prints a dash."""
-    if n == 0 or math.isnan(mean):
-        return DASH
-    return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return DASH
-    return f"{value:,.{digits}f}{suffix}"
-
-
-def fmt_p(p: float | None) -> str:
-    if p is None or math.isnan(p):
-        return DASH
-    return f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
-
-
-def improvement(base: float, new: float) -> float:
-    """Relative change of the means in % (the paper's "Improv.")."""
-    return 100.0 * (new - base) / base if base else math.nan
-
-
-def ours_label(n_seeds: int) -> str:
-    return f"ours ({n_seeds} seed{'' if n_seeds == 1 else 's'})"
-
-
-def selection_note(n_seeds: Sequence[int]) -> str:
-    seeds = sorted(set(n_seeds))
-    count = ", ".join(map(str, seeds)) if seeds else "0"
-    return (f"Ours: test-set metrics of the epoch selected on the VALIDATION split, mean ± "
-            f"sample std over N = {count} seed{'' if seeds == [1] else 's'}, in %. The paper "
-            "selected epochs on the test set and its MRR@5/10 drop samples ranked beyond K: "
-            "compare on P@K and the @20 metrics.")
+def _runs_frame(metrics_paths: Iterable[str | Path]) -> pd.DataFrame:
+    """The runs of ``metrics_paths`` (:func:`.runs.load_runs`); an empty frame with the
+    metric columns for none."""
+    runs = load_runs(metrics_paths)
+    if runs.empty:
+        return pd.DataFrame(columns=["dataset", "backbone", "variant", "seed", *METRICS])
+    return runs
 
 
 # --- Table 2 --------------------------------------------------------------------------
@@ -226,13 +94,6 @@ def table2(stats_paths: Iterable[str | Path]) -> Table:
 
 
 # --- Table 3 --------------------------------------------------------------------------
-
-def _runs_frame(metrics_paths: Iterable[str | Path]) -> pd.DataFrame:
-    runs = load_runs(metrics_paths)
-    if runs.empty:
-        return pd.DataFrame(columns=["dataset", "backbone", "variant", "seed", *METRICS])
-    return runs
-
 
 def table3(metrics_paths: Iterable[str | Path], n_resamples: int = 10_000, seed: int = 0
            ) -> Table:
@@ -347,27 +208,6 @@ def table4(metrics_paths: Iterable[str | Path]) -> Table:
 
 # --- Table 5 --------------------------------------------------------------------------
 
-def run_costs(path: str | Path) -> dict[str, float]:
-    """A run's costs from metrics.json: peak memory (host and CUDA, MB), seconds per
-    training epoch, training seconds up to and including the best epoch, evaluation
-    seconds, epochs run and the best epoch."""
-    m = read_metrics(path)
-    runtime = m.get("runtime", {})
-    train_seconds = list(runtime.get("train_seconds", []))
-    best = int(m.get("best_epoch", 0))
-    peak = runtime.get("peak_memory_mb", {}) or {}
-    spe = m.get("seconds_per_epoch")
-    if spe is None and train_seconds:
-        spe = float(np.mean(train_seconds))
-    return {"peak_host_mb": float(peak.get("host", math.nan)),
-            "peak_cuda_mb": float(peak.get("cuda", math.nan)),
-            "seconds_per_epoch": float(spe) if spe is not None else math.nan,
-            "time_to_best": float(sum(train_seconds[:best])) if train_seconds else math.nan,
-            "eval_seconds": float(runtime.get("eval_seconds", math.nan)),
-            "epochs": float(m.get("epochs", math.nan)), "best_epoch": float(best),
-            "device": str(runtime.get("device", "")), "threads": runtime.get("threads")}
-
-
 TABLE5_COSTS: tuple[tuple[str, str, int], ...] = (
     ("peak_host_mb", "peak host memory (MB)", 0), ("peak_cuda_mb", "peak GPU memory (MB)", 0),
     ("seconds_per_epoch", "s / epoch", 2), ("epochs", "epochs run", 1),
@@ -412,44 +252,3 @@ def table5(metrics_paths: Iterable[str | Path]) -> Table:
              "torch's peak allocated CUDA memory (GPU runs only). The paper measured SR-GNN "
              "on an NVIDIA A100 (GPU usage, single-epoch and training time)."]
     return Table("Table 5. Training cost", header, rows, pd.DataFrame(data), notes)
-
-
-# --- per-stage runtime ---------------------------------------------------------------
-
-def stage_runtime(benchmark_paths: Iterable[str | Path], root: str | Path) -> pd.DataFrame:
-    """Snakemake benchmark files (``benchmark:`` TSVs, columns ``s``, ``h:m:s``,
-    ``max_rss``, …) summed per stage: the stage is the first directory below ``root``
-    (``results/{dataset}/benchmarks``), or the file's stem for files directly in it.
-    Columns: stage, jobs, seconds, max_rss_mb (the largest over the stage's jobs)."""
-    root = Path(root)
-    totals: dict[str, dict[str, float]] = {}
-    for path in benchmark_paths:
-        path = Path(path)
-        rel = path.relative_to(root)
-        stage = rel.parts[0] if len(rel.parts) > 1 else path.stem
-        frame = pd.read_csv(path, sep="\t")
-        entry = totals.setdefault(stage, {"jobs": 0, "seconds": 0.0, "max_rss_mb": 0.0})
-        entry["jobs"] += 1
-        entry["seconds"] += float(pd.to_numeric(frame["s"], errors="coerce").fillna(0).sum())
-        if "max_rss" in frame:
-            rss = pd.to_numeric(frame["max_rss"], errors="coerce").max()
-            if not math.isnan(rss):
-                entry["max_rss_mb"] = max(entry["max_rss_mb"], float(rss))
-    out = pd.DataFrame([{"stage": k, **v} for k, v in totals.items()],
-                       columns=["stage", "jobs", "seconds", "max_rss_mb"])
-    out["jobs"] = out["jobs"].astype(int)
-    return out.sort_values("seconds", ascending=False, ignore_index=True)
-
-
-def runtime_table(benchmark_paths: Iterable[str | Path], root: str | Path) -> Table:
-    frame = stage_runtime(benchmark_paths, root)
-    rows = [[r.stage, str(r.jobs), fmt(r.seconds, 1), fmt(r.seconds / 3600, 3),
-             fmt(r.max_rss_mb, 0)] for r in frame.itertuples()]
-    notes = ["From the Snakemake benchmark files of the dataset: wall-clock seconds summed "
-             "over a stage's jobs; max RSS is the largest of its jobs."]
-    return Table("Runtime per workflow stage", ["stage", "jobs", "seconds", "hours",
-                                                "max RSS (MB)"], rows, frame, notes)
-
-
-__all__ = ["TABLE3_METRICS", "Table", "table2", "table3", "table4", "table5",
-           "runtime_table", "stage_runtime", "write_table", "run_costs"]

@@ -1,0 +1,167 @@
+"""Rendering and number formatting of the report's tables.
+
+A :class:`Table` is a machine-readable frame (the CSV) plus the display rows (Markdown and
+a small HTML page for the Snakemake report), written atomically by :func:`write_table`.
+The formatting helpers print means ± sample std over seeds, p-values and relative
+changes the same way in every table.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import AtomicFiles
+
+DASH = "—"
+
+
+@dataclass
+class Table:
+    """A rendered table: ``data`` is written as CSV, ``header`` / ``rows`` as Markdown
+    and HTML under ``title``, followed by the ``notes`` paragraphs."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    data: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [f"# {self.title}", ""]
+        lines.append("| " + " | ".join(self.header) + " |")
+        lines.append("|" + "---|" * len(self.header))
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+                  for row in self.rows]
+        if not self.rows:
+            lines.append("| " + " | ".join(["(no runs)"] + [""] * (len(self.header) - 1))
+                         + " |")
+        for note in self.notes:
+            lines += ["", note]
+        return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        return markdown_page(self.markdown())
+
+    def csv(self) -> str:
+        buffer = io.StringIO()
+        self.data.to_csv(buffer, index=False, float_format="%.6g")
+        return buffer.getvalue()
+
+
+def write_table(table: Table, csv: str | Path, md: str | Path,
+                html_path: str | Path | None = None) -> None:
+    """Write the CSV, the Markdown and (optionally) the HTML page, all or none."""
+    with AtomicFiles() as files:
+        files.write_text(csv, table.csv())
+        files.write_text(md, table.markdown())
+        if html_path is not None:
+            files.write_text(html_path, table.html())
+
+
+_STYLE = ("body{font-family:sans-serif;font-size:13px;margin:1em}"
+          "table{border-collapse:collapse;margin-bottom:1em}th,td{border:1px solid #bbb;"
+          "padding:3px 6px;vertical-align:top}th{background:#eee}")
+
+
+def _cells(line: str) -> list[str]:
+    inner = line.strip()[1:-1].replace("\\|", "\0")
+    return [c.strip().replace("\0", "|") for c in inner.split("|")]
+
+
+def markdown_page(markdown: str) -> str:
+    """A standalone HTML page from the Markdown subset the report writes: ``#`` / ``##``
+    headings, pipe tables and paragraphs."""
+    esc = html.escape
+    out: list[str] = []
+    title = "report"
+    lines = markdown.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("#"):
+            level = min(len(line) - len(line.lstrip("#")) + 1, 4)
+            text = line.lstrip("#").strip()
+            title = text if title == "report" else title
+            out.append(f"<h{level}>{esc(text)}</h{level}>")
+        elif line.startswith("|"):
+            block = []
+            while i < len(lines) and lines[i].startswith("|"):
+                block.append(lines[i])
+                i += 1
+            head, body = _cells(block[0]), [_cells(b) for b in block[2:]]
+            out.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
+            out += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
+                    for row in body]
+            out.append("</table>")
+            continue
+        elif line.strip():
+            out.append(f"<p>{esc(line)}</p>")
+        i += 1
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{esc(title)}"
+            f"</title><style>{_STYLE}</style></head><body>\n" + "\n".join(out)
+            + "\n</body></html>\n")
+
+
+def write_markdown(markdown: str, md: str | Path, html_path: str | Path | None = None
+                   ) -> None:
+    """Write Markdown and (optionally) its HTML page, all or none."""
+    with AtomicFiles() as files:
+        files.write_text(md, markdown)
+        if html_path is not None:
+            files.write_text(html_path, markdown_page(markdown))
+
+
+# --- formatting -----------------------------------------------------------------------
+
+def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
+    """Mean, sample standard deviation (ddof = 1; 0 for one value) and count."""
+    x = np.asarray(list(values), dtype=np.float64)
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return math.nan, math.nan, 0
+    return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0, int(x.size)
+
+
+def fmt_pm(mean: float, std: float, n: int, digits: int = 2) -> str:
+    """``"12.34 ± 0.56"``; one seed prints the mean alone; no value prints a dash."""
+    if n == 0 or math.isnan(mean):
+        return DASH
+    return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None or math.isnan(p):
+        return DASH
+    return f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def improvement(base: float, new: float) -> float:
+    """Relative change of the means in % (the paper's "Improv.")."""
+    return 100.0 * (new - base) / base if base else math.nan
+
+
+def ours_label(n_seeds: int) -> str:
+    return f"ours ({n_seeds} seed{'' if n_seeds == 1 else 's'})"
+
+
+def selection_note(n_seeds: Sequence[int]) -> str:
+    seeds = sorted(set(n_seeds))
+    count = ", ".join(map(str, seeds)) if seeds else "0"
+    return (f"Ours: test-set metrics of the epoch selected on the VALIDATION split, mean ± "
+            f"sample std over N = {count} seed{'' if seeds == [1] else 's'}, in %. The paper "
+            "selected epochs on the test set and its MRR@5/10 drop samples ranked beyond K: "
+            "compare on P@K and the @20 metrics.")
