@@ -1,24 +1,27 @@
-"""Intent localization (paper §4.1.3, eqs. 4–5): backends, tie rule, eq. 5, validation."""
+"""Intent localization (paper §4.1.3, eqs. 4–5): backends, tie rule, eq. 5, validation;
+its file stage (llm4sbr_core/localize_stage.py)."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from llm4sbr_core import io as io_module
 from llm4sbr_core.errors import Llm4sbrError, LocalizationError
 from llm4sbr_core.localize import (
     check_rows,
-    grounding_stats,
     localize_intents,
     top_r,
     weighted_item_sum,
-    write_localized,
 )
+from llm4sbr_core.localize_stage import grounding_stats, localize_files, write_localized
 
 try:
     import faiss  # noqa: F401
@@ -326,8 +329,6 @@ def test_write_localized_round_trip(tmp_path: Path):
 
 
 def test_write_localized_failure_leaves_no_files(tmp_path: Path, monkeypatch):
-    from llm4sbr_core import io as io_module
-
     def broken(self, destination, table):
         self.temp_path(destination)
         raise OSError("disk full")
@@ -339,3 +340,85 @@ def test_write_localized_failure_leaves_no_files(tmp_path: Path, monkeypatch):
         write_localized(tmp_path / "v.npy", tmp_path / "v.parquet", h, ids,
                         np.ones((2, 1), dtype=np.float32), np.array([0, 1]))
     assert list(tmp_path.iterdir()) == []
+
+
+def stage_inputs(root: Path) -> dict:
+    """The localize_intents inputs under names and folders of their own: the stage reads
+    the paths it is given, not names it derives."""
+    rng = np.random.default_rng(11)
+    items = pd.DataFrame({"item_id": np.arange(1, 7), "text": ["Heat", "Casino", "",
+                                                                 "Se7en", "Fargo", "Up"]})
+    item_vectors = rng.standard_normal((7, 4)).astype(np.float32)
+    item_vectors[0] = 0.0
+    item_vectors[3] = 0.0  # item 3 has no text
+    splits = {"train": ([2, 0], [[1, 2], [4]], [4, 5]), "valid": ([1], [[5, 6]], [1]),
+              "test": ([4, 3], [[1, 4, 5], [2]], [6, 1])}
+    paths = {}
+    for split, (ids, sessions, targets) in splits.items():
+        paths[split] = root / "splits" / f"{split}-samples.parquet"
+        paths[split].parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"sample_id": ids, "items": sessions, "target": targets}).to_parquet(
+            paths[split])
+    answer_vectors = rng.standard_normal((5, 4)).astype(np.float32)
+    answer_vectors[2] = 0.0  # an empty answer
+    (root / "vec").mkdir()
+    np.save(root / "vec" / "catalogue.npy", item_vectors)
+    np.save(root / "vec" / "answers-short.npy", answer_vectors)
+    items.to_parquet(root / "catalogue.parquet")
+    pd.DataFrame({"answer": [f"answer {i}" for i in range(5)],
+                  "flag": ["ok", "ok", "empty", "ok", "ok"]}).to_parquet(
+        root / "answers-short.parquet")
+    return {"samples": paths, "item_table": root / "catalogue.parquet",
+            "item_vectors": root / "vec" / "catalogue.npy",
+            "answer_vectors": root / "vec" / "answers-short.npy",
+            "answers_table": root / "answers-short.parquet"}
+
+
+def test_localize_files_reads_the_declared_paths(tmp_path: Path):
+    inputs = stage_inputs(tmp_path)
+    out = tmp_path / "out"
+    grounding = localize_files(**inputs, r=2, backend="numpy", batch_size=2,
+                               intents_path=out / "short.npy",
+                               topr_path=out / "short.topr.parquet",
+                               grounding_path=out / "short.grounding.json", threads=1,
+                               examples=5)
+    items = np.load(inputs["item_vectors"])
+    answers = np.load(inputs["answer_vectors"])
+    candidates = np.array([False, True, True, False, True, True, True])
+    h, ids, scores = localize_intents(answers, items, 2, backend="numpy",
+                                      candidates=candidates)
+    np.testing.assert_array_equal(np.load(out / "short.npy"), h)
+    topr = pq.read_table(out / "short.topr.parquet")
+    assert topr["sample_id"].to_pylist() == [0, 1, 2, 3, 4]
+    assert topr["item_ids"].to_pylist() == ids.tolist()
+    assert 3 not in ids  # no text: never a localization target
+    assert json.loads((out / "short.grounding.json").read_text()) == json.loads(
+        json.dumps(grounding, default=float))
+    assert grounding["r"] == 2 and grounding["zero_answers"] == 1
+    assert grounding["samples"] == 5
+    assert {k: v["samples"] for k, v in grounding["by_split"].items()} == {
+        "train": 2, "valid": 1, "test": 2}
+    # test samples 3 and 4 (sample_id order); their answers are flagged ok
+    assert [e["sample_id"] for e in grounding["examples"]] == [3, 4]
+    assert grounding["examples"][0]["session"] == ["Casino"]
+    assert grounding["examples"][1]["target"] == "Up"
+    assert grounding["examples"][1]["answer"] == "answer 4"
+
+
+def test_localize_files_errors_name_the_file(tmp_path: Path):
+    inputs = stage_inputs(tmp_path)
+    outputs = {"intents_path": tmp_path / "i.npy", "topr_path": tmp_path / "t.parquet",
+               "grounding_path": tmp_path / "g.json"}
+    np.save(inputs["item_vectors"], np.zeros((5, 4), dtype=np.float32))
+    with pytest.raises(LocalizationError, match=r"catalogue\.npy: 5 rows, but .*"
+                                                r"catalogue\.parquet has 6 items"):
+        localize_files(**inputs, r=2, backend="numpy", batch_size=8, **outputs)
+    with pytest.raises(LocalizationError, match="answers-short.npy: answers has 5 rows but "
+                                                "3 samples"):
+        localize_files(**{**inputs, "samples": {"test": inputs["samples"]["test"],
+                                                "valid": inputs["samples"]["valid"]}},
+                       r=2, backend="numpy", batch_size=8, **outputs)
+    with pytest.raises(LocalizationError, match="no samples files"):
+        localize_files(**{**inputs, "samples": {}}, r=2, backend="numpy", batch_size=8,
+                       **outputs)
+    assert not any(p.exists() for p in outputs.values())
