@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from .errors import InvalidInputError
+
 KS: tuple[int, ...] = (5, 10, 20)
 
 
@@ -24,7 +26,9 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     target's (the target itself included), i.e. pessimistic tie-breaking.
     """
     if torch.isnan(scores).any():
-        raise ValueError("scores contain NaN: the model diverged")
+        rows = int(torch.isnan(scores).any(dim=1).sum())
+        raise InvalidInputError(f"scores contain NaN in {rows} of {len(scores)} rows: the "
+                                "model diverged")
     target_scores = scores.gather(1, targets.view(-1, 1))
     return (scores[:, 1:] >= target_scores).sum(dim=1)
 
@@ -52,7 +56,9 @@ def target_ranks_chunked(session: torch.Tensor, items: torch.Tensor, targets: to
             local = (targets - start).clamp(0, block.shape[1] - 1).view(-1, 1)
             target_scores[inside] = block.gather(1, local)[inside]
     if torch.isnan(target_scores).any():
-        raise ValueError("scores contain NaN: the model diverged")
+        rows = int(torch.isnan(target_scores).sum())
+        raise InvalidInputError(f"scores contain NaN: the targets of {rows} of "
+                                f"{len(target_scores)} rows score NaN; the model diverged")
     ranks = torch.zeros(len(targets), dtype=torch.long, device=session.device)
     for start in starts:
         ranks += ((session @ items[start:start + chunk].T) >= target_scores).sum(dim=1)
@@ -64,9 +70,10 @@ def metrics_from_ranks(ranks: np.ndarray | Sequence[int], ks: Iterable[int] = KS
     """P@K, MRR@K and NDCG@K (fractions in [0, 1]) from 1-based ranks."""
     r = np.asarray(ranks, dtype=np.float64)
     if r.size == 0:
-        raise ValueError("no ranks to evaluate")
+        raise InvalidInputError("no ranks to evaluate (the rank array is empty)")
     if (r < 1).any():
-        raise ValueError("ranks are 1-based")
+        raise InvalidInputError(f"ranks are 1-based, got {r.min():g} "
+                                f"({int((r < 1).sum())} ranks below 1)")
     out: dict[str, float] = {}
     ks = list(ks)
     for k in ks:

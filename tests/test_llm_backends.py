@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -17,10 +18,11 @@ from typing import Any
 
 import pytest
 
-from llm4sbr_core.errors import ConfigError, GenerationError
+from llm4sbr_core.errors import ConfigError, GenerationError, InvalidInputError
 from llm4sbr_core.llm.base import DecodingSettings, Generation, GeneratorSettings
+from llm4sbr_core.llm.common import public_url
 from llm4sbr_core.llm.identity import model_slug, weights_digest
-from llm4sbr_core.llm.openai_backend import OpenAIGenerator, public_url
+from llm4sbr_core.llm.openai_backend import OpenAIGenerator
 from llm4sbr_core.llm.vllm_backend import VLLMGenerator
 
 SECRET = "sk-test-DO-NOT-LEAK-4f9a1c"
@@ -399,8 +401,9 @@ def test_model_slug(model, slug):
 
 @pytest.mark.parametrize("model", ["", "/", "embedded:", "!!!", " -._ "])
 def test_model_slug_empty(model):
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInputError, match=re.escape(f"the model {model!r}")) as e:
         model_slug(model)
+    assert isinstance(e.value, ValueError)
 
 
 def write_model(folder, weights: bytes) -> None:
@@ -446,3 +449,53 @@ def test_weights_digest_file_and_hub_id(tmp_path):
     gguf.write_bytes(b"GGUF" + b"\0" * 99 + b"\1")
     assert weights_digest(gguf) != first
     assert weights_digest("Qwen/Qwen-7B-Chat") is None
+
+
+# --------------------------------------------------------------------------- module layers
+
+
+def _sibling_imports(path) -> set[str]:
+    """The ``llm/`` modules a module of ``llm/`` imports anywhere (top level, inside a
+    function or under ``TYPE_CHECKING``)."""
+    import ast
+
+    siblings = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 1:
+                name = module.split(".")[0]
+                siblings |= {name} if name else {a.name for a in node.names}
+            elif module.startswith("llm4sbr_core.llm."):
+                siblings.add(module.split(".")[2])
+            elif module == "llm4sbr_core.llm":
+                siblings |= {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            siblings |= {a.name.split(".")[2] for a in node.names
+                         if a.name.startswith("llm4sbr_core.llm.")}
+    return siblings
+
+
+def test_llm_modules_form_layers_without_a_circle():
+    """No import circle inside ``llm/``, and no backend module imports another backend:
+    what backends share lives in ``llm/common.py`` below them."""
+    from pathlib import Path
+
+    import llm4sbr_core.llm as package
+
+    folder = Path(package.__file__).parent
+    graph = {p.stem: _sibling_imports(p) - {p.stem} for p in folder.glob("*.py")
+             if p.stem != "__init__"}
+    assert "common" in graph and graph["common"] == set()
+    backends = {name for name in graph if name.endswith("_backend")}
+    assert backends == {"openai_backend", "transformers_backend", "vllm_backend"}
+    for name in backends:
+        assert not graph[name] & backends, f"{name} imports {graph[name] & backends}"
+
+    def visit(name: str, path: list[str]) -> None:
+        for nxt in sorted(graph.get(name, ())):
+            assert nxt not in path, f"import circle: {' -> '.join([*path, nxt])}"
+            visit(nxt, [*path, nxt])
+
+    for name in graph:
+        visit(name, [name])

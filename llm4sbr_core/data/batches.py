@@ -17,6 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from ..errors import InvalidInputError
+
 
 @dataclass
 class SessionBatch:
@@ -73,9 +75,9 @@ def load_samples(path: str | Path, max_len: int | None = None) -> SampleTensors:
     lengths = pc.list_value_length(table["items"]).to_numpy().astype(np.int64)
     flat = pc.list_flatten(table["items"]).to_numpy().astype(np.int64)
     if len(lengths) == 0:
-        raise ValueError(f"{path}: no samples")
+        raise InvalidInputError("no samples", path)
     if (lengths < 1).any():
-        raise ValueError(f"{path}: a sample has an empty input session")
+        raise InvalidInputError("a sample has an empty input session", path)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     keep = np.minimum(lengths, max_len) if max_len else lengths
     width = int(keep.max())

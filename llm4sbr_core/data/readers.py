@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, DataFormatError
+from ..errors import ConfigError, DataFormatError, InvalidInputError
 from .raw import RawData
 from .textio import iter_lines
 
@@ -60,7 +60,7 @@ class _BadLines:
 def _parse_time(value: str) -> float:
     t = float(value)
     if not np.isfinite(t):
-        raise ValueError(value)
+        raise InvalidInputError(f"time {value!r} is not a finite number")
     return t
 
 
@@ -348,7 +348,7 @@ def read_amazon_dataset(s: dict[str, Any], raw: Path, key: str) -> RawData:
         try:
             meta = ast.literal_eval(text.strip())
             if not isinstance(meta, dict) or "asin" not in meta:
-                raise ValueError("not a dict with an 'asin' key")
+                raise InvalidInputError("not a dict with an 'asin' key")
         except (ValueError, SyntaxError, MemoryError, RecursionError) as e:
             bad(items_path, line, f"not a Python-literal metadata record: {e}")
             continue

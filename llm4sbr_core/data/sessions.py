@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, EmptyDatasetError
+from ..errors import ConfigError, EmptyDatasetError, InvalidInputError
 from .raw import RawData
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,8 @@ def filter_sessions(sessions: Sessions, min_session_length: int, min_item_count:
         kept = stripped.select(~too_short & ~now_short)
         n_rare_sessions = int((now_short & ~too_short).sum())
     else:
-        raise ValueError(f"unknown rare_items policy {rare_items!r}")
+        raise InvalidInputError(f"unknown rare_items policy {rare_items!r}; use drop_session "
+                                "or drop_item")
     report = FilterReport(sessions.n_sessions, len(sessions.items), int(too_short.sum()),
                           n_rare_sessions, int((counts < min_item_count).sum()))
     if kept.n_sessions == 0:

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pyarrow as pa
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InvalidInputError
 from .sessions import Sessions
 
 SPLITS = ("train", "valid", "test")
@@ -85,12 +85,12 @@ def make_samples(sessions: Sessions, session_idx: np.ndarray, mode: str,
     elif mode == "last":
         sess, sess_start, k = session_idx, starts, lengths - 1
     else:
-        raise ValueError(f"unknown sample mode {mode!r}")
+        raise InvalidInputError(f"unknown sample mode {mode!r}; use prefix or last")
     k = k.astype(np.int64)
     list_offsets = np.concatenate([[0], np.cumsum(k)]).astype(np.int64)
     if list_offsets[-1] >= 2**31:
-        raise ValueError(f"{list_offsets[-1]} input items exceed a list<int64> column's 2^31 "
-                         "limit: use 'last' samples or shorter sessions")
+        raise InvalidInputError(f"{list_offsets[-1]} input items exceed a list<int64> column's "
+                                "2^31 limit: use 'last' samples or shorter sessions")
     within = np.arange(list_offsets[-1]) - np.repeat(list_offsets[:-1], k)
     flat = np.repeat(sess_start, k) + within
     values = sessions.items[flat].astype(np.int64)

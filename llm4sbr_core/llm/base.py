@@ -1,5 +1,9 @@
 """What every generation backend provides, and the settings they share.
 
+The settings (:class:`DecodingSettings`, :class:`GeneratorSettings`) live in
+:mod:`.settings` and are re-exported here; helpers shared by several backends live in
+:mod:`.common`. A backend imports this module and ``common``, never another backend.
+
 A backend turns a list of chat prompts into one :class:`Generation` per prompt, in the
 same order. Decoding is greedy and stops at the first line break after some text (the
 prompts ask for one item name). :meth:`Generator.identity` names the model exactly
@@ -9,8 +13,13 @@ prompts ask for one item name). :meth:`Generator.identity` names the model exact
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from .identity import model_identity
+from .settings import DecodingSettings, GeneratorSettings
+
+__all__ = ["DecodingSettings", "Generation", "Generator", "GeneratorSettings"]
 
 
 @dataclass(frozen=True)
@@ -21,35 +30,6 @@ class Generation:
     tokens_in: int | None = None
     tokens_out: int | None = None
     hit_token_limit: bool = False  # stopped by max_new_tokens, not by a line break / EOS
-
-
-@dataclass(frozen=True)
-class DecodingSettings:
-    """Everything that changes an answer besides the model and the prompt.
-
-    Part of the answer-store key: changing any field means new answers.
-    """
-
-    max_new_tokens: int = 24
-    system_prompt: str | None = None
-    stop_at_newline: bool = True
-
-    def key(self) -> dict[str, Any]:
-        return {"greedy": True, **asdict(self)}
-
-
-@dataclass
-class GeneratorSettings:
-    """The `llm:` config block, as the backends read it."""
-
-    backend: str
-    model: str
-    decoding: DecodingSettings = field(default_factory=DecodingSettings)
-    batch_size: int = 16
-    device: str = "auto"
-    dtype: str = "auto"
-    options: dict[str, Any] = field(default_factory=dict)  # backend-specific block
-    cache_dir: str | None = None  # where a dequantised copy of a GGUF model is kept
 
 
 class Generator(ABC):
@@ -63,7 +43,6 @@ class Generator(ABC):
 
     def identity(self) -> dict[str, Any]:
         """Which model answers (:func:`.identity.model_identity`; no credentials)."""
-        from .identity import model_identity
         return model_identity(self.settings)
 
     def messages(self, prompt: str) -> list[dict[str, str]]:

@@ -23,11 +23,12 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, Llm4sbrError
+from ..errors import ConfigError, InvalidInputError, Llm4sbrError
 from ..io import AtomicFiles
-from .base import DecodingSettings, Generator, GeneratorSettings
+from .base import Generator
 from .clean import FLAGS, clean_answer
 from .identity import model_identity, model_slug, store_key
+from .settings import DecodingSettings, GeneratorSettings
 from .store import ANSWER_COLUMNS, AnswerStore
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def shard_of(prompt_hash: str, shards: int) -> int:
 def shard_prompts(prompts: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
     """The distinct prompts (prompt_hash, prompt) of one shard, in first-seen order."""
     if not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
+        raise InvalidInputError(f"shard {shard} is not in 0..{shards - 1}")
     distinct = prompts.drop_duplicates("prompt_hash")[["prompt_hash", "prompt"]]
     mask = [shard_of(h, shards) == shard for h in distinct["prompt_hash"]]
     return distinct[mask].reset_index(drop=True)

@@ -13,12 +13,12 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..embedded import resolve_model_path
-
-if TYPE_CHECKING:
-    from .base import GeneratorSettings
+from ..errors import InvalidInputError
+from .common import public_url
+from .settings import GeneratorSettings
 
 #: Weight files: hashed by size plus their first and last :data:`SAMPLE_BYTES`.
 WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".gguf", ".pt", ".pth"})
@@ -97,7 +97,8 @@ def model_slug(model: str) -> str:
     hub id and a weight-file suffix: ``"/x/SmolLM2-135M-Instruct.Q4_1.gguf"`` gives
     ``"smollm2-135m-instruct.q4_1"``, ``"Qwen/Qwen-7B-Chat"`` gives ``"qwen-7b-chat"``.
     Other colons are kept as ``-`` (Ollama's ``"qwen2.5:7b"`` gives ``"qwen2.5-7b"``).
-    Raises :class:`ValueError` when nothing usable is left.
+    Raises :class:`~llm4sbr_core.errors.InvalidInputError` (a ``ValueError``) when nothing
+    usable is left.
     """
     name = _SCHEME.sub("", model.strip())
     name = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
@@ -106,7 +107,7 @@ def model_slug(model: str) -> str:
         name = stem
     slug = _UNSAFE.sub("-", name.lower()).strip("-._")
     if not slug:
-        raise ValueError(f"cannot make a file name out of the model {model!r}")
+        raise InvalidInputError(f"cannot make a file name out of the model {model!r}")
     return slug
 
 
@@ -116,7 +117,6 @@ def model_identity(settings: GeneratorSettings) -> dict[str, Any]:
     re-quantised model at the same path is a new model); for a server, its public URL."""
     identity: dict[str, Any] = {"backend": settings.backend, "model": settings.model}
     if settings.backend == "openai":
-        from .openai_backend import public_url
         identity["base_url"] = public_url(str(settings.options.get("base_url", "")))
     else:
         path = resolve_model_path(settings.model)

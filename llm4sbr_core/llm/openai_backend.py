@@ -30,13 +30,14 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from llm4sbr_core.errors import ConfigError, GenerationError
 from llm4sbr_core.llm.base import Generation, Generator, GeneratorSettings
+from llm4sbr_core.llm.common import hit_token_limit, public_url
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,6 @@ _CONNECTION_ERRORS = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
-
-
-def public_url(url: str) -> str:
-    """``url`` without user/password, query and fragment, and without a trailing slash."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
 def _server_message(response: requests.Response) -> str:
@@ -101,20 +95,6 @@ def _retry_after(response: requests.Response) -> float | None:
     if math.isnan(seconds):
         return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
-
-
-def hit_token_limit(finish_reason: str | None, tokens_out: int | None, text: str,
-                    max_new_tokens: int) -> bool:
-    """Whether decoding stopped at ``max_new_tokens`` before the first line was complete.
-
-    Uses the server's ``finish_reason`` ("length"), else the completion token count. An
-    answer that already holds a line break is complete (its first line is the answer).
-    """
-    if "\n" in text.strip():
-        return False
-    if finish_reason is not None:
-        return finish_reason == "length"
-    return tokens_out is not None and tokens_out >= max_new_tokens
 
 
 class OpenAIGenerator(Generator):

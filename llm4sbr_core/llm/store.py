@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..errors import InvalidInputError
 from ..io import AtomicFiles
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class AnswerStore:
         """Append one chunk of answers atomically; returns its file."""
         missing = set(ANSWER_COLUMNS) - set(answers.columns)
         if missing:
-            raise ValueError(f"answer chunk lacks columns {sorted(missing)}")
+            raise InvalidInputError(f"answer chunk lacks columns {sorted(missing)}", self.path)
         name = f"chunk-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         target = self.path / f"{name}.parquet"
         with AtomicFiles() as files:

@@ -18,7 +18,7 @@ from typing import Any
 
 from llm4sbr_core.errors import ConfigError, GenerationError
 from llm4sbr_core.llm.base import Generation, Generator, GeneratorSettings
-from llm4sbr_core.llm.openai_backend import hit_token_limit
+from llm4sbr_core.llm.common import hit_token_limit
 
 #: The ``settings.options`` keys passed through to ``vllm.LLM``.
 ENGINE_OPTIONS = ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len",
