@@ -20,40 +20,38 @@ init seed A (order seed = the first ``--order-seeds`` value), next to pure A and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 
 import torch
 
-from llm4sbr_core.models import get_backbone
 from llm4sbr_core.data.batches import load_samples
+from llm4sbr_core.models import get_backbone
+from llm4sbr_core.models.build import build_model, build_training_graph
 from llm4sbr_core.train.checkpoint import seed_everything
-from llm4sbr_core.train.settings import run_config
-from llm4sbr_core.train.trainer import (
-    Trainer,
-    build_model,
-    count_items,
-    resolve_device,
-    training_graph,
-)
+from llm4sbr_core.train.run import count_items, resolve_device
+from llm4sbr_core.train.settings import RunSettings
+from llm4sbr_core.train.trainer import Trainer
 
 
 class ShortRuns:
     """Short training runs of one backbone on one dataset from chosen initial weights."""
 
     def __init__(self, backbone: str, data: str, device: str):
-        self.run = run_config({"device": device}, "seeds", backbone, "base", 0)
+        self.run = RunSettings.from_config({"device": device}, "seeds", backbone, "base", 0)
         self.cls = get_backbone(backbone)
-        self.train = load_samples(f"{data}/train.parquet", self.run["max_len"])
-        self.valid = load_samples(f"{data}/valid.parquet", self.run["max_len"])
+        self.train = load_samples(f"{data}/train.parquet", self.run.max_len)
+        self.valid = load_samples(f"{data}/valid.parquet", self.run.max_len)
         self.n_items = count_items(f"{data}/items.parquet")
-        self.graph = (training_graph(self.cls, load_samples(f"{data}/train.parquet"),
+        self.graph = (build_training_graph(self.cls, load_samples(f"{data}/train.parquet"),
                                      self.n_items, {})
                       if self.cls.needs_training_graph else None)
 
     def model(self, init_seed: int) -> torch.nn.Module:
         seed_everything(init_seed)
-        return build_model(self.cls, "base", self.n_items, self.run["dim"], {}, self.graph)
+        return build_model(self.cls, self.run.variant, self.n_items, self.run.dim, {},
+                           self.graph)
 
     def train_from(self, state: dict[str, torch.Tensor], order_seed: int,
                    steps: int) -> dict[str, float]:
@@ -61,15 +59,15 @@ class ShortRuns:
         model = self.model(0)
         model.load_state_dict(state)
         seed_everything(order_seed)
-        return train_steps(model, self.train, self.valid, {**self.run, "seed": order_seed},
-                           steps)
+        return train_steps(model, self.train, self.valid,
+                           dataclasses.replace(self.run, seed=order_seed), steps)
 
 
-def train_steps(model: torch.nn.Module, train, valid, run: dict,
+def train_steps(model: torch.nn.Module, train, valid, run: RunSettings,
                 steps: int) -> dict[str, float]:
     """The trainer's loss and optimizer for ``steps`` steps, then a validation pass."""
-    trainer = Trainer(model, train, valid, run, resolve_device(run["device"]), progress=False)
-    batches = train.batches(run["batch_size"], shuffle=True, generator=trainer.generator)
+    trainer = Trainer(model, train, valid, run, resolve_device(run.device), progress=False)
+    batches = train.batches(run.batch_size, shuffle=True, generator=trainer.generator)
     model.train()
     losses = []
     for _ in range(steps):

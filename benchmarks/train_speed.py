@@ -33,33 +33,32 @@ import json, math, resource, sys, time
 import torch
 from llm4sbr_core.data.batches import load_samples
 from llm4sbr_core.train.checkpoint import seed_everything
-from llm4sbr_core.train.settings import run_config
-from llm4sbr_core.train.trainer import (Trainer, build_model, count_items, resolve_device,
-                                        training_graph)
 from llm4sbr_core.models import get_backbone
-from llm4sbr_core.train.trainer import load_intents
-from llm4sbr_core.variants import parse_variant
+from llm4sbr_core.models.build import build_model, build_training_graph
+from llm4sbr_core.train.intents import load_intents
+from llm4sbr_core.train.run import count_items, resolve_device
+from llm4sbr_core.train.settings import RunSettings
+from llm4sbr_core.train.trainer import Trainer
 name, data, n_steps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 variant, intents_dir = sys.argv[6], sys.argv[7]
-run = run_config({"device": sys.argv[5]}, "bench", name, variant, 0)
+run = RunSettings.from_config({"device": sys.argv[5]}, "bench", name, variant, 0)
 torch.set_num_threads(threads)
-device = resolve_device(run["device"])
+device = resolve_device(run.device)
 cls = get_backbone(name)
-train = load_samples(f"{data}/train.parquet", run["max_len"])
-valid = load_samples(f"{data}/valid.parquet", run["max_len"])
+train = load_samples(f"{data}/train.parquet", run.max_len)
+valid = load_samples(f"{data}/valid.parquet", run.max_len)
 n_items = count_items(f"{data}/items.parquet")
 t0 = time.perf_counter()
 graph = None
 if cls.needs_training_graph:
-    graph = training_graph(cls, load_samples(f"{data}/train.parquet"), n_items, {})
+    graph = build_training_graph(cls, load_samples(f"{data}/train.parquet"), n_items, {})
 graph_s = time.perf_counter() - t0
 n_samples = sum(len(load_samples(f"{data}/{s}.parquet")) for s in ("train", "valid", "test"))
-intents = load_intents({v: f"{intents_dir}/{v}.npy" for v in parse_variant(variant).views},
-                       n_samples)
+intents = load_intents({v: f"{intents_dir}/{v}.npy" for v in run.variant.views}, n_samples)
 seed_everything(0)
-model = build_model(cls, variant, n_items, run["dim"], {}, graph, intents=intents)
+model = build_model(cls, run.variant, n_items, run.dim, {}, graph, intents=intents)
 trainer = Trainer(model, train, valid, run, device, progress=False)
-batches = train.batches(run["batch_size"], shuffle=True, generator=trainer.generator)
+batches = train.batches(run.batch_size, shuffle=True, generator=trainer.generator)
 def step(batch):  # the trainer's own loss; the optimizer step as in Trainer.train_epoch
     loss, _ = trainer.loss(batch.to(device))
     trainer.optimizer.zero_grad(set_to_none=True)
@@ -81,7 +80,7 @@ sync()
 eval_s = time.perf_counter() - t0
 peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-print(json.dumps({"ms": ms, "epoch_s": ms * math.ceil(len(train) / run["batch_size"]) / 1000,
+print(json.dumps({"ms": ms, "epoch_s": ms * math.ceil(len(train) / run.batch_size) / 1000,
                   "eval_s": eval_s, "graph_s": graph_s, "peak_mb": peak,
                   "device": device.type}))
 """

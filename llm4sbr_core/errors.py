@@ -26,6 +26,10 @@ class ConfigError(Llm4sbrError):
         super().__init__(f"config key '{key}': {message}")
 
 
+class BackboneParamsError(ConfigError, TypeError):
+    """``train.backbone_params`` names a parameter the backbone does not take."""
+
+
 class DataFormatError(Llm4sbrError):
     """A raw data file cannot be read as the format it was declared to have."""
 
@@ -50,6 +54,10 @@ class LocalizationError(Llm4sbrError):
     def __init__(self, message: str, path: str | Path | None = None):
         self.path = str(path) if path is not None else None
         super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+
+
+class TrainingDivergedError(Llm4sbrError, FloatingPointError):
+    """The training loss or the scores became NaN or infinite."""
 
 
 class MissingRunError(Llm4sbrError, FileNotFoundError):

@@ -27,7 +27,8 @@ A variant name is a kind; an LLM kind may be followed, in this order, by
     llm4sbr-shuffled         the full model on another session's LLM intents
 
 LLMSeqSim (Fig. 5's other peer) has no session model; it is not a training variant but a
-run of its own (rule ``llmseqsim``, ``results/{dataset}/runs/llmseqsim/{aggregation}/seed0``).
+run of its own (rule ``llmseqsim``, ``results/{dataset}/runs/llmseqsim/{aggregation}/seed0``),
+one per aggregation of :data:`LLMSEQSIM_AGGREGATIONS` (``train.llmseqsim``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ KIND_VIEWS: dict[str, tuple[str, ...]] = {
     "llm4sbr": ("short", "long"), "wo_au": ("short", "long"), "wo_long": ("short",),
     "wo_short": ("long",), "normal": ("normal",), "wo_sbr": ("short", "long"),
 }
+#: LLMSeqSim's session aggregations (models/llmseqsim.py; the schema's train.llmseqsim)
+LLMSEQSIM_AGGREGATIONS: tuple[str, ...] = ("mean", "linear", "last")
 KINDS: tuple[str, ...] = ("base", *WRAPPER_MODES, "textinit")
 #: The regular expression every variant name matches (also the Snakemake wildcard).
 _SUFFIXES = (r"(?:-(?P<items>items)|-r(?P<r>0|[1-9][0-9]*))?"

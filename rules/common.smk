@@ -2,9 +2,10 @@
 import os
 import re
 
+from llm4sbr_core import layout
 from llm4sbr_core.config import dataset_settings
-from llm4sbr_core.data.build import DATA_FILES
 from llm4sbr_core.data.sources import SOURCES
+from llm4sbr_core.layout import fill
 
 RAW_DIR = config["raw_dir"].rstrip("/")
 DATASETS = config["datasets"]
@@ -40,23 +41,23 @@ def downloadable_folders():
 
 
 def data_targets():
-    return expand("results/{dataset}/data/{file}", dataset=DATASETS, file=DATA_FILES)
+    return expand(f"{layout.DATA_DIR}/{{file}}", dataset=DATASETS, file=layout.DATA_FILES)
 
 
 # --- training (rules/train.smk) ------------------------------------------------------
 from llm4sbr_core.train.settings import backbone_names, run_config, variant_pattern
-from llm4sbr_core.variants import parse_variant
+from llm4sbr_core.variants import LLMSEQSIM_AGGREGATIONS, parse_variant
 
 TRAIN = config["train"]
-RUN_DIR = "results/{dataset}/runs/{backbone}/{variant}/seed{seed}"
+RUN_DIR = layout.RUN_DIR
 
 
 def train_targets():
     """metrics.json of every dataset × backbone × variant × seed of config `train:`, and
     of every LLMSeqSim aggregation of `train.llmseqsim`."""
-    runs = expand(f"{RUN_DIR}/metrics.json", dataset=DATASETS, backbone=TRAIN["backbones"],
-                  variant=TRAIN["variants"], seed=TRAIN["seeds"])
-    return runs + expand("results/{dataset}/runs/llmseqsim/{aggregation}/seed0/metrics.json",
+    runs = expand(f"{RUN_DIR}/{layout.METRICS_FILE}", dataset=DATASETS,
+                  backbone=TRAIN["backbones"], variant=TRAIN["variants"], seed=TRAIN["seeds"])
+    return runs + expand(f"{layout.LLMSEQSIM_RUN_DIR}/{layout.METRICS_FILE}",
                          dataset=DATASETS, aggregation=TRAIN.get("llmseqsim", []))
 
 
@@ -73,14 +74,15 @@ def train_inputs(wildcards):
     for `textinit` and the `-items` controls."""
     inputs = data_inputs(wildcards)
     if needs_training_graph(wildcards.backbone):
-        inputs["graph"] = f"results/{wildcards.dataset}/graphs/{wildcards.backbone}.npz"
+        inputs["graph"] = fill(layout.GRAPH_FILE, **wildcards)
     variant = parse_variant(wildcards.variant)
     r = config["localize"]["r"] if variant.r is None else variant.r
     for view in variant.views if variant.reads_llm_intents else ():
         inputs[f"intents_{view}"] = INTENT_FILE.format(
             dataset=wildcards.dataset, llm=LLM_NAME, encoder=ENCODER_NAME, r=r, view=view)
     if variant.uses_item_text:
-        inputs["item_vectors"] = f"results/{wildcards.dataset}/text/{ENCODER_NAME}/items.npy"
+        inputs["item_vectors"] = fill(layout.ITEM_VECTORS, dataset=wildcards.dataset,
+                                      encoder=ENCODER_NAME)
     return inputs
 
 
@@ -93,9 +95,10 @@ def train_run_config(wildcards):
 
 def data_inputs(wildcards):
     """The samples of every split and the item table of a dataset."""
-    data = f"results/{wildcards.dataset}/data"
-    inputs = {split: f"{data}/{split}.parquet" for split in ("train", "valid", "test")}
-    inputs["item_table"] = f"{data}/items.parquet"  # `items` is reserved by Snakemake
+    inputs = {split: fill(layout.SPLIT_FILE, dataset=wildcards.dataset, split=split)
+              for split in layout.SPLITS}
+    # `items` is reserved by Snakemake
+    inputs["item_table"] = fill(layout.ITEMS_FILE, dataset=wildcards.dataset)
     return inputs
 
 
@@ -107,12 +110,13 @@ LLM_NAME = llm_name(config["llm"])
 
 def answer_shards(dataset, llm, view):
     n = config["llm"]["shards"]
-    return [f"results/{dataset}/llm/{llm}/shards/{view}/{i}-of-{n}.parquet" for i in range(n)]
+    return [fill(layout.ANSWER_SHARD, dataset=dataset, llm=llm, view=view, shard=i, shards=n)
+            for i in range(n)]
 
 
 def llm_targets():
     """The gathered answers of every dataset and view."""
-    return expand("results/{dataset}/llm/{llm}/{view}.parquet", dataset=DATASETS,
+    return expand(layout.ANSWERS_FILE, dataset=DATASETS,
                   llm=LLM_NAME, view=config["views"])
 
 
@@ -120,11 +124,11 @@ def llm_targets():
 from llm4sbr_core.text.encoder import EncoderSettings
 
 ENCODER_NAME = EncoderSettings.from_config(config["encoder"]).slug
-INTENT_DIR = "results/{dataset}/intents/{llm}/{encoder}/r{r}"
-INTENT_FILE = f"{INTENT_DIR}/{{view}}.npy"
+INTENT_DIR = layout.INTENT_DIR
+INTENT_FILE = layout.INTENT_FILE
 
 
 def intent_targets():
     """Localized intent vectors of every dataset and view at the configured r."""
-    return expand(f"{INTENT_DIR}/{{view}}.npy", dataset=DATASETS, llm=LLM_NAME,
+    return expand(INTENT_FILE, dataset=DATASETS, llm=LLM_NAME,
                   encoder=ENCODER_NAME, r=config["localize"]["r"], view=config["views"])

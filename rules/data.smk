@@ -34,19 +34,19 @@ rule build_dataset:
     input:
         lambda w: raw_files(w.dataset),
     output:
-        train="results/{dataset}/data/train.parquet",
-        valid="results/{dataset}/data/valid.parquet",
-        test="results/{dataset}/data/test.parquet",
-        item_table="results/{dataset}/data/items.parquet",
-        stats_json="results/{dataset}/data/stats.json",
-        stats_md="results/{dataset}/data/stats.md",
+        train=fill(layout.SPLIT_FILE, split="train"),
+        valid=fill(layout.SPLIT_FILE, split="valid"),
+        test=fill(layout.SPLIT_FILE, split="test"),
+        item_table=layout.ITEMS_FILE,
+        stats_json=layout.STATS_JSON,
+        stats_md=layout.STATS_MD,
     params:
         settings=lambda w: dataset_settings(config, w.dataset),
         raw_dir=RAW_DIR,
     log:
         "logs/{dataset}/build_dataset.log",
     benchmark:
-        "results/{dataset}/benchmarks/build_dataset.tsv"
+        layout.BENCHMARKS_DIR + "/build_dataset.tsv"
     threads: 1
     resources:
         mem_mb=4000,

@@ -8,17 +8,17 @@
 # sets gpu=1 for this rule); on a CPU the job uses `threads` torch threads.
 rule llm_generate_shard:
     input:
-        "results/{dataset}/prompts/{view}.parquet",
+        layout.PROMPTS_FILE,
     output:
-        answers="results/{dataset}/llm/{llm}/shards/{view}/{shard}-of-{shards}.parquet",
-        stats="results/{dataset}/llm/{llm}/shards/{view}/{shard}-of-{shards}.stats.json",
+        answers=layout.ANSWER_SHARD,
+        stats=layout.ANSWER_SHARD_STATS,
     params:
         llm=config["llm"],
         cache_dir=config["cache_dir"],
     log:
         "logs/{dataset}/llm_generate_shard/{llm}/{view}.{shard}-of-{shards}.log",
     benchmark:
-        "results/{dataset}/benchmarks/llm_generate_shard/{llm}/{view}.{shard}-of-{shards}.tsv"
+        layout.BENCHMARKS_DIR + "/llm_generate_shard/{llm}/{view}.{shard}-of-{shards}.tsv"
     wildcard_constraints:
         llm=re.escape(LLM_NAME),
         view="|".join(config["prompts"]["qualifiers"]),
@@ -37,11 +37,11 @@ rule llm_generate_shard:
 
 rule gather_answers:
     input:
-        prompts="results/{dataset}/prompts/{view}.parquet",
+        prompts=layout.PROMPTS_FILE,
         shards=lambda w: answer_shards(w.dataset, w.llm, w.view),
     output:
-        answers="results/{dataset}/llm/{llm}/{view}.parquet",
-        stats="results/{dataset}/llm/{llm}/{view}.stats.json",
+        answers=layout.ANSWERS_FILE,
+        stats=layout.ANSWERS_STATS,
     log:
         "logs/{dataset}/gather_answers/{llm}/{view}.log",
     wildcard_constraints:

@@ -5,13 +5,13 @@ rule build_prompts:
     input:
         unpack(data_inputs),
     output:
-        "results/{dataset}/prompts/{view}.parquet",
+        layout.PROMPTS_FILE,
     params:
         prompts=config["prompts"],
     log:
         "logs/{dataset}/build_prompts/{view}.log",
     benchmark:
-        "results/{dataset}/benchmarks/build_prompts/{view}.tsv"
+        layout.BENCHMARKS_DIR + "/build_prompts/{view}.tsv"
     wildcard_constraints:
         view="|".join(config["prompts"]["qualifiers"]),
     threads: 1

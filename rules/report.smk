@@ -13,7 +13,7 @@ report: "../report/workflow.rst"
 
 rule report_table2:
     input:
-        "results/{dataset}/data/stats.json",
+        layout.STATS_JSON,
     output:
         **report_table("table2", "table2.rst", "Table 2: datasets"),
     log:
@@ -37,7 +37,7 @@ rule report_table3:
     log:
         "logs/{dataset}/report/table3.log",
     benchmark:
-        "results/{dataset}/benchmarks/report/table3.tsv"
+        layout.BENCHMARKS_DIR + "/report/table3.tsv"
     resources:
         mem_mb=2000,
     conda:
@@ -76,7 +76,7 @@ rule report_variants:
     log:
         "logs/{dataset}/report/variants.log",
     benchmark:
-        "results/{dataset}/benchmarks/report/variants.tsv"
+        layout.BENCHMARKS_DIR + "/report/variants.tsv"
     resources:
         mem_mb=2000,
     conda:
@@ -107,7 +107,7 @@ rule report_runtime:
         **report_table("runtime", "runtime.rst", "Runtime per stage"),
         figure=report_figure("runtime", "runtime.rst", "Runtime per stage"),
     params:
-        root="results/{dataset}/benchmarks",
+        root=layout.BENCHMARKS_DIR,
         listing=benchmark_listing,
     log:
         "logs/{dataset}/report/runtime.log",

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from llm4sbr_core.report import plan as report_plan
 
-REPORT_TABLES = "results/{dataset}/tables"
-REPORT_FIGURES = "results/{dataset}/figures"
+REPORT_TABLES = layout.TABLES_DIR
+REPORT_FIGURES = layout.FIGURES_DIR
 
 
 def report_targets():
@@ -49,6 +49,6 @@ def benchmark_listing(wildcards):
     """(path, size) of every benchmark file of the dataset: a new or longer benchmark
     changes this param, and Snakemake's params trigger re-draws the runtime outputs (the
     files are not inputs: that would make the report depend on re-running their jobs)."""
-    root = Path(f"results/{wildcards.dataset}/benchmarks")
+    root = Path(fill(layout.BENCHMARKS_DIR, dataset=wildcards.dataset))
     return [(str(p.relative_to(root).with_suffix("")), p.stat().st_size)
             for p in sorted(root.rglob("*.tsv"))]

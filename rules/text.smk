@@ -5,17 +5,17 @@
 
 rule encode_items:
     input:
-        item_table="results/{dataset}/data/items.parquet",
+        item_table=layout.ITEMS_FILE,
     output:
-        vectors="results/{dataset}/text/{encoder}/items.npy",
-        stats="results/{dataset}/text/{encoder}/items.stats.json",
+        vectors=layout.ITEM_VECTORS,
+        stats=layout.ITEM_VECTORS_STATS,
     params:
         encoder=config["encoder"],
         cache_dir=config["cache_dir"],
     log:
         "logs/{dataset}/encode_items/{encoder}.log",
     benchmark:
-        "results/{dataset}/benchmarks/encode_items/{encoder}.tsv"
+        layout.BENCHMARKS_DIR + "/encode_items/{encoder}.tsv"
     wildcard_constraints:
         encoder=re.escape(ENCODER_NAME),
     threads: 2
@@ -31,17 +31,17 @@ rule encode_items:
 
 rule encode_answers:
     input:
-        answers="results/{dataset}/llm/{llm}/{view}.parquet",
+        answers=layout.ANSWERS_FILE,
     output:
-        vectors="results/{dataset}/text/{encoder}/{llm}/{view}.npy",
-        stats="results/{dataset}/text/{encoder}/{llm}/{view}.stats.json",
+        vectors=layout.ANSWER_VECTORS,
+        stats=layout.ANSWER_VECTORS_STATS,
     params:
         encoder=config["encoder"],
         cache_dir=config["cache_dir"],
     log:
         "logs/{dataset}/encode_answers/{encoder}/{llm}/{view}.log",
     benchmark:
-        "results/{dataset}/benchmarks/encode_answers/{encoder}/{llm}/{view}.tsv"
+        layout.BENCHMARKS_DIR + "/encode_answers/{encoder}/{llm}/{view}.tsv"
     wildcard_constraints:
         encoder=re.escape(ENCODER_NAME),
         llm=re.escape(LLM_NAME),

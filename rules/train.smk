@@ -6,16 +6,16 @@
 # dataset and backbone and shared by all their variants and seeds.
 rule build_training_graph:
     input:
-        train="results/{dataset}/data/train.parquet",
-        item_table="results/{dataset}/data/items.parquet",
+        train=fill(layout.SPLIT_FILE, split="train"),
+        item_table=layout.ITEMS_FILE,
     output:
-        "results/{dataset}/graphs/{backbone}.npz",
+        layout.GRAPH_FILE,
     params:
         backbone_params=lambda w: TRAIN["backbone_params"].get(w.backbone, {}),
     log:
         "logs/{dataset}/build_training_graph/{backbone}.log",
     benchmark:
-        "results/{dataset}/benchmarks/build_training_graph/{backbone}.tsv"
+        layout.BENCHMARKS_DIR + "/build_training_graph/{backbone}.tsv"
     wildcard_constraints:
         backbone="|".join(backbone_names()),
     threads: 1
@@ -36,15 +36,15 @@ rule train_run:
     input:
         unpack(train_inputs),
     output:
-        metrics=f"{RUN_DIR}/metrics.json",
-        ranks=f"{RUN_DIR}/ranks.parquet",
-        model=f"{RUN_DIR}/model.pt",
+        metrics=f"{RUN_DIR}/{layout.METRICS_FILE}",
+        ranks=f"{RUN_DIR}/{layout.RANKS_FILE}",
+        model=f"{RUN_DIR}/{layout.MODEL_FILE}",
     params:
         run=train_run_config,
     log:
         f"{RUN_DIR}/train.log",
     benchmark:
-        "results/{dataset}/benchmarks/train/{backbone}.{variant}.seed{seed}.tsv"
+        layout.BENCHMARKS_DIR + "/train/{backbone}.{variant}.seed{seed}.tsv"
     wildcard_constraints:
         backbone="|".join(backbone_names()),
         variant=variant_pattern(),
@@ -65,18 +65,18 @@ rule train_run:
 rule llmseqsim:
     input:
         unpack(data_inputs),
-        item_vectors=f"results/{{dataset}}/text/{ENCODER_NAME}/items.npy",
+        item_vectors=fill(layout.ITEM_VECTORS, encoder=ENCODER_NAME),
     output:
-        metrics="results/{dataset}/runs/llmseqsim/{aggregation}/seed0/metrics.json",
-        ranks="results/{dataset}/runs/llmseqsim/{aggregation}/seed0/ranks.parquet",
+        metrics=f"{layout.LLMSEQSIM_RUN_DIR}/{layout.METRICS_FILE}",
+        ranks=f"{layout.LLMSEQSIM_RUN_DIR}/{layout.RANKS_FILE}",
     params:
         encoder=ENCODER_NAME,
     log:
         "logs/{dataset}/llmseqsim/{aggregation}.log",
     benchmark:
-        "results/{dataset}/benchmarks/llmseqsim/{aggregation}.tsv"
+        layout.BENCHMARKS_DIR + "/llmseqsim/{aggregation}.tsv"
     wildcard_constraints:
-        aggregation="mean|linear|last",
+        aggregation="|".join(LLMSEQSIM_AGGREGATIONS),
     threads: 2
     resources:
         mem_mb=4000,

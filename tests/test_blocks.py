@@ -1,12 +1,12 @@
 import torch
 
+from llm4sbr_core.data.batches import SessionBatch
 from llm4sbr_core.models.blocks import (
     PositionEmbedding,
     build_session_graph,
     gather_clicks,
     scatter_mean,
 )
-from llm4sbr_core.data.batches import SessionBatch
 
 
 def test_session_graph_hand_worked():

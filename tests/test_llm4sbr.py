@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import synthetic_samples
+from llm4sbr_core.data.batches import SampleTensors, SessionBatch
 from llm4sbr_core.models import get_backbone
 from llm4sbr_core.models.base import Backbone, Encoded
 from llm4sbr_core.models.llm4sbr import (
@@ -20,7 +21,7 @@ from llm4sbr_core.models.llm4sbr import (
     alignment,
     uniformity,
 )
-from llm4sbr_core.data.batches import SampleTensors, SessionBatch
+from llm4sbr_core.train.settings import RunSettings
 from llm4sbr_core.train.trainer import Trainer, takes_encoded
 
 BACKBONES = ["gru4rec", "sasrec", "srgnn", "tagnn", "gcegnn", "dhcn"]
@@ -48,8 +49,8 @@ def random_intents(n: int, views=("short", "long"), width=TEXT, seed=1) -> dict:
 
 
 def trainer_for(model: Backbone, train: SampleTensors) -> Trainer:
-    run = {"lr": 1e-2, "weight_decay": 0.0, "lr_step": 100, "lr_gamma": 0.1, "seed": 0,
-           "batch_size": 32}
+    run = RunSettings.from_config({"lr": 1e-2, "weight_decay": 0.0, "lr_step": 100,
+                                   "lr_gamma": 0.1, "batch_size": 32}, "toy", "srgnn", "base", 0)
     return Trainer(model, train, train, run, torch.device("cpu"), progress=False)
 
 

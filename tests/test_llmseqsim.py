@@ -9,8 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from llm4sbr_core.models.llmseqsim import llmseqsim_ranks, run_llmseqsim, session_vectors
 from llm4sbr_core.data.batches import SampleTensors
+from llm4sbr_core.models.llmseqsim import llmseqsim_ranks, session_vectors
+from llm4sbr_core.train.llmseqsim_run import run_llmseqsim
+from llm4sbr_core.train.outputs import RunOutputs
 
 # items 1..5 in 2-D; item 5 has no text
 VECTORS = np.array([[0, 0], [1, 0], [0, 1], [1, 1], [-1, 0.2], [0, 0]], dtype=np.float32)
@@ -54,7 +56,8 @@ def test_run_writes_the_run_contract(tmp_path):
     write_samples(data / "valid.parquet", [([1, 2], 3), ([2], 1)], 0)
     write_samples(data / "test.parquet", [([1, 2], 3), ([1, 2], 4), ([3], 1)], 2)
     np.save(tmp_path / "items.npy", VECTORS)
-    metrics = run_llmseqsim(data, tmp_path / "items.npy", tmp_path / "out", "mean",
+    metrics = run_llmseqsim(data / "valid.parquet", data / "test.parquet", tmp_path / "items.npy",
+                            RunOutputs.in_dir(tmp_path / "out", model=False), "mean",
                             config={"dataset": "toy"})
     on_disk = json.loads((tmp_path / "out/metrics.json").read_text())
     assert on_disk["test"] == metrics["test"] and on_disk["config"]["variant"] == "mean"
@@ -63,7 +66,9 @@ def test_run_writes_the_run_contract(tmp_path):
     assert metrics["test"]["P@5"] == 1.0 and metrics["test"]["MRR@5"] == pytest.approx(
         (1 + 1 / 2 + 1 / ranks["rank"][2]) / 3)
     with pytest.raises(ValueError, match="larger item ids"):
-        run_llmseqsim(data, _saved(tmp_path, VECTORS[:3]), tmp_path / "bad", "mean")
+        run_llmseqsim(data / "valid.parquet", data / "test.parquet",
+                      _saved(tmp_path, VECTORS[:3]),
+                      RunOutputs.in_dir(tmp_path / "bad", model=False), "mean")
     assert not (tmp_path / "bad/metrics.json").exists()
 
 
@@ -73,7 +78,7 @@ def _saved(tmp_path, array):
 
 
 def test_item_text_intents_by_hand():
-    from llm4sbr_core.models.llmseqsim import item_text_intents
+    from llm4sbr_core.train.intents import item_text_intents
 
     train, test = samples([([1, 2], 3), ([3], 1)]), samples([([4, 1, 2], 3)])
     test.sample_ids += 2

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import synthetic_samples
+from llm4sbr_core.data.batches import SampleTensors, SessionBatch, load_samples
 from llm4sbr_core.models.base import Encoded
 from llm4sbr_core.models.blocks import build_session_graph, scatter_softmax
 from llm4sbr_core.models.dhcn import DHCN, line_graph
@@ -20,7 +21,6 @@ from llm4sbr_core.models.training_graphs import (
     sessions_from_samples,
     training_sessions,
 )
-from llm4sbr_core.data.batches import SampleTensors, SessionBatch, load_samples
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from llm4sbr_core.data.batches import SessionBatch
 from llm4sbr_core.models import get_backbone
 from llm4sbr_core.models.blocks import SoftAttentionReadout, build_session_graph, gather_clicks
 from llm4sbr_core.models.srgnn import SRGNN, GatedSessionGraph
 from llm4sbr_core.models.tagnn import TAGNN, target_attentive_scores
-from llm4sbr_core.data.batches import SessionBatch
 
 MODELS = [SRGNN, TAGNN]
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from llm4sbr_core.data.batches import SessionBatch
 from llm4sbr_core.models import get_backbone
 from llm4sbr_core.models.blocks import keep_last_clicks
 from llm4sbr_core.models.gru4rec import GRU4Rec
 from llm4sbr_core.models.sasrec import SASRec
-from llm4sbr_core.data.batches import SessionBatch
 
 MODELS = [GRU4Rec, SASRec]
 N_ITEMS, DIM = 30, 16

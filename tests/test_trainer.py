@@ -13,24 +13,24 @@ import torch
 from torch import nn
 
 from llm4sbr_core.config import load_config
+from llm4sbr_core.data.batches import SampleTensors, SessionBatch, load_samples
 from llm4sbr_core.errors import ConfigError
 from llm4sbr_core.metrics import metrics_from_ranks
 from llm4sbr_core.models import BACKBONE_PATHS, Backbone, Encoded, get_backbone
-from llm4sbr_core.data.batches import SampleTensors, SessionBatch, load_samples
+from llm4sbr_core.models.build import build_model
 from llm4sbr_core.train.checkpoint import load_checkpoint
-from llm4sbr_core.train.settings import backbone_names
-from llm4sbr_core.train.trainer import (
-    TIMING_KEYS,
-    Trainer,
-    build_model,
+from llm4sbr_core.train.intents import shuffled_within_splits
+from llm4sbr_core.train.outputs import TIMING_KEYS, RunOutputs, without_timing
+from llm4sbr_core.train.run import (
+    RunInputs,
     load_training_graph,
     resolve_device,
-    run_config,
     run_training,
-    train_defaults,
-    without_timing,
     write_training_graph,
 )
+from llm4sbr_core.train.settings import RunSettings, backbone_names, run_config, train_defaults
+from llm4sbr_core.train.trainer import Trainer
+from llm4sbr_core.variants import parse_variant
 
 N_ITEMS = 40
 METRIC_NAMES = [f"{m}@{k}" for m in ("P", "MRR", "NDCG") for k in (5, 10, 20)]
@@ -148,15 +148,18 @@ def data(tmp_path_factory) -> Path:
     return out
 
 
-def settings(backbone=Tiny, seed: int = 0, **train) -> dict:
+def settings(backbone=Tiny, seed: int = 0, variant: str = "base", **train) -> RunSettings:
     base = {"epochs": 3, "patience": 5, "batch_size": 32, "eval_batch_size": 50, "dim": 16,
             "lr": 0.01, "lr_step": 2, "device": "cpu"}
-    return run_config({**base, **train}, "synthetic", backbone, "base", seed)
+    return RunSettings.from_config({**base, **train}, "synthetic", backbone, variant, seed)
 
 
 def train(data: Path, out: Path, backbone=Tiny, **kwargs) -> dict | None:
     run = kwargs.pop("run", None) or settings(backbone)
-    return run_training(run, data, out, backbone=backbone, progress=False, **kwargs)
+    inputs = RunInputs.in_dir(data, intents=kwargs.pop("intents", None),
+                              item_vectors=kwargs.pop("item_vectors", None))
+    return run_training(run, inputs, RunOutputs.in_dir(out), backbone=backbone, progress=False,
+                        **kwargs)
 
 
 def ranks_of(out: Path) -> pa.Table:
@@ -482,11 +485,11 @@ def intent_files(data, tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def llm_settings(variant: str, **train) -> dict:
+def llm_settings(variant: str, **train) -> RunSettings:
     base = {"epochs": 3, "patience": 5, "batch_size": 32, "eval_batch_size": 50, "dim": 16,
             "lr": 0.01, "lr_step": 10, "device": "cpu"}
-    return run_config({**base, **train}, "synthetic", Tiny, variant, 0,
-                      intents={"llm": "toy", "encoder": "toy", "r": 5})
+    return RunSettings.from_config({**base, **train}, "synthetic", Tiny, variant, 0,
+                                   intents={"llm": "toy", "encoder": "toy", "r": 5})
 
 
 def test_llm4sbr_variant_trains_on_memory_mapped_intents(data, intent_files, tmp_path):
@@ -559,9 +562,10 @@ def test_textinit_initialises_the_item_table_from_text(data, tmp_path):
     vectors = rng.normal(size=(N_ITEMS + 1, TEXT_DIM)).astype(np.float32)
     vectors[[0, 7]] = 0  # padding and an item without text
     torch.manual_seed(0)
-    model = build_model(Tiny, "textinit", N_ITEMS, 8, {}, None, item_vectors=vectors)
+    model = build_model(Tiny, parse_variant("textinit"), N_ITEMS, 8, {}, None,
+                        item_vectors=vectors)
     torch.manual_seed(0)
-    plain = build_model(Tiny, "base", N_ITEMS, 8, {}, None)
+    plain = build_model(Tiny, parse_variant("base"), N_ITEMS, 8, {}, None)
     table, own = model.item_embedding.weight.detach(), plain.item_embedding.weight.detach()
     assert torch.equal(table[[0, 7]], own[[0, 7]])  # padding and text-less rows untouched
     rows = [i for i in range(1, N_ITEMS + 1) if i != 7]
@@ -570,13 +574,14 @@ def test_textinit_initialises_the_item_table_from_text(data, tmp_path):
     assert torch.allclose(table[rows], coords * scale, atol=1e-5)
     assert float(table[rows].std()) == pytest.approx(float(own[1:].std()), rel=0.01)
     np.save(tmp_path / "items.npy", vectors)
-    metrics = train(data, tmp_path / "run", run=settings(epochs=1) | {"variant": "textinit"},
+    metrics = train(data, tmp_path / "run", run=settings(epochs=1, variant="textinit"),
                     item_vectors=tmp_path / "items.npy")
     assert metrics["config"]["variant"] == "textinit"
     with pytest.raises(ValueError, match="one row per item id"):
-        build_model(Tiny, "textinit", N_ITEMS, 8, {}, None, item_vectors=vectors[:5])
+        build_model(Tiny, parse_variant("textinit"), N_ITEMS, 8, {}, None,
+                    item_vectors=vectors[:5])
     with pytest.raises(ValueError, match="does not read item text vectors"):
-        build_model(Tiny, "base", N_ITEMS, 8, {}, None, item_vectors=vectors)
+        build_model(Tiny, parse_variant("base"), N_ITEMS, 8, {}, None, item_vectors=vectors)
 
 
 def test_pca_projection_is_pca():
@@ -592,8 +597,6 @@ def test_pca_projection_is_pca():
 
 
 def test_shuffled_control_permutes_within_each_split(data):
-    from llm4sbr_core.train.trainer import shuffled_within_splits
-
     splits = [load_samples(data / f"{s}.parquet") for s in ("train", "valid", "test")]
     rows = np.arange(770, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
     out = shuffled_within_splits({"short": rows, "long": rows + 1000}, splits)

@@ -11,6 +11,7 @@ reaches into a backbone's internals.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from ..data.batches import SampleTensors, SessionBatch
+from ..errors import BackboneParamsError
 
 
 @dataclass
@@ -45,6 +47,26 @@ class Backbone(nn.Module):
         """Arrays describing the training-session graph (only if needs_training_graph)."""
         raise NotImplementedError(f"{cls.__name__} needs no training graph")
 
+    @classmethod
+    def split_params(cls, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``train.backbone_params`` of this backbone → (constructor keywords, training-graph
+        keywords): the one check of a backbone's parameters against its signatures.
+
+        A key must be a keyword parameter of ``__init__`` or (for models that need a
+        training graph) of :meth:`build_training_graph`; anything else is a
+        :class:`~llm4sbr_core.errors.BackboneParamsError` naming the config key.
+        """
+        ctor, ctor_varkw = _keywords(cls.__init__)
+        graph = _keywords(cls.build_training_graph)[0] if cls.needs_training_graph else set()
+        unknown = sorted(set(params) - ctor - graph)
+        if unknown and not ctor_varkw:
+            raise BackboneParamsError(
+                f"train.backbone_params.{cls.name or cls.__name__}",
+                f"unknown parameter(s) {unknown} of {cls.__name__}; it takes "
+                f"{sorted(ctor | graph)}")
+        return ({k: v for k, v in params.items() if k in ctor or (ctor_varkw and k not in graph)},
+                {k: v for k, v in params.items() if k in graph})
+
     def __init__(self, n_items: int, dim: int):
         super().__init__()
         self.n_items = n_items
@@ -64,11 +86,12 @@ class Backbone(nn.Module):
         return self.session_head(enc) @ enc.item_table.T
 
 
-def check_graph_hparams(cls: type[Backbone], hparams: dict[str, Any]) -> None:
-    """Constructor hyper-parameters are accepted (and ignored) by build_training_graph so
-    the workflow can pass one dict; anything else is a typo."""
-    known = set(inspect.signature(cls.__init__).parameters) - {"self", "graph"}
-    unknown = set(hparams) - known
-    if unknown:
-        raise TypeError(f"{cls.__name__}.build_training_graph: unknown hyper-parameters "
-                        f"{sorted(unknown)}")
+
+
+def _keywords(fn: Any) -> tuple[set[str], bool]:
+    """The keyword parameters of ``fn`` besides the ones the workflow supplies, and
+    whether it takes ``**kwargs``."""
+    ps = inspect.signature(fn).parameters.values()
+    named = {p.name for p in ps if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return named - {"self", "cls", "n_items", "dim", "graph", "train"}, any(
+        p.kind == p.VAR_KEYWORD for p in ps)

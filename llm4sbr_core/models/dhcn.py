@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.batches import SampleTensors, SessionBatch
-from .base import Backbone, Encoded, check_graph_hparams
+from .base import Backbone, Encoded
 from .blocks import PositionAwareReadout
 from .training_graphs import session_incidence, training_sessions
 
@@ -136,7 +136,7 @@ class DHCN(Backbone):
         ``item`` and ``session`` int64 [nnz] (the non-zeros of the binary H, items ×
         sessions) and ``n_sessions`` (0-d int64). Constructor hyper-parameters may be
         passed too and are ignored."""
-        check_graph_hparams(cls, model_hparams)
+        cls.split_params(model_hparams)  # constructor keys are ignored here
         sessions = training_sessions(train)
         if len(sessions.items) and int(sessions.items.max()) > n_items:
             raise ValueError(f"training sessions contain item ids above n_items={n_items}")

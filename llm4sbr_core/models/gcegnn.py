@@ -61,7 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.batches import SampleTensors, SessionBatch
-from .base import Backbone, Encoded, check_graph_hparams
+from .base import Backbone, Encoded
 from .blocks import (
     PositionAwareReadout,
     SessionGraph,
@@ -150,7 +150,7 @@ class GCEGNN(Backbone):
         (0 = none) and ``weights`` float32 [N+1, n_neighbors] (co-occurrence counts).
         Constructor hyper-parameters may be passed too and are ignored.
         """
-        check_graph_hparams(cls, model_hparams)
+        cls.split_params(model_hparams)  # constructor keys are ignored here
         sessions = training_sessions(train)
         if len(sessions.items) and int(sessions.items.max()) > n_items:
             raise ValueError(f"training sessions contain item ids above n_items={n_items}")

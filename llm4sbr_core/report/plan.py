@@ -12,6 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..layout import (
+    FIGURES_DIR,
+    LLMSEQSIM_RUN_DIR,
+    METRICS_FILE,
+    TABLES_DIR,
+    fill,
+    run_file,
+)
 from ..variants import parse_variant
 
 # No pandas / matplotlib imports here: the Snakefile imports this module.
@@ -22,17 +30,14 @@ TABLE4_VARIANTS: tuple[str, ...] = ("llm4sbr", "wo_au", "wo_long", "wo_short", "
                                     "wo_sbr", "base")
 FIG5_VARIANTS: tuple[str, ...] = ("wo_sbr", "base", "textinit", "llm4sbr")
 FIG6_VARIANTS: tuple[str, ...] = ("normal", "wo_long", "wo_short", "llm4sbr")
-#: Where the runs of a dataset live (rule train_run, rule llmseqsim).
-RUNS_DIR = "results/{dataset}/runs"
 
 
 def run_files(dataset: str, backbones: Iterable[str], variants: Iterable[str],
-              seeds: Iterable[int], name: str = "metrics.json") -> list[str]:
-    """``results/{dataset}/runs/{backbone}/{variant}/seed{seed}/{name}`` for the grid, in
-    backbone, variant, seed order (the layout of rule train_run)."""
+              seeds: Iterable[int], name: str = METRICS_FILE) -> list[str]:
+    """``name`` in the run folder (``layout.RUN_DIR``) of each run of the grid, in
+    backbone, variant, seed order."""
     variants, seeds = list(variants), list(seeds)
-    return [f"{RUNS_DIR.format(dataset=dataset)}/{b}/{v}/seed{s}/{name}"
-            for b in backbones for v in variants for s in seeds]
+    return [run_file(dataset, b, v, s, name) for b in backbones for v in variants for s in seeds]
 
 
 def r_of_variant(variant: str, default_r: int) -> int | None:
@@ -59,14 +64,14 @@ def configured_variants(config: Mapping[str, Any], wanted: Iterable[str] | None 
 
 
 def runs_of(config: Mapping[str, Any], dataset: str, variants: Sequence[str],
-            name: str = "metrics.json") -> list[str]:
+            name: str = METRICS_FILE) -> list[str]:
     """The run files of the configured backbones × ``variants`` × seeds."""
     train = _train(config)
     return run_files(dataset, train.get("backbones") or [], variants, train.get("seeds") or [],
                      name)
 
 
-def table3_runs(config: Mapping[str, Any], dataset: str, name: str = "metrics.json"
+def table3_runs(config: Mapping[str, Any], dataset: str, name: str = METRICS_FILE
                 ) -> list[str]:
     return runs_of(config, dataset, configured_variants(config, TABLE3_VARIANTS), name)
 
@@ -90,10 +95,11 @@ def fig5_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
 
 
 def llmseqsim_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
-    """``results/{dataset}/runs/llmseqsim/{aggregation}/seed0/metrics.json`` for each
+    """metrics.json of the LLMSeqSim run (``layout.LLMSEQSIM_RUN_DIR``) of each
     aggregation of ``train.llmseqsim`` (absent or empty: none)."""
     aggregations = list(_train(config).get("llmseqsim") or [])
-    return run_files(dataset, ["llmseqsim"], aggregations, [0])
+    return [f"{fill(LLMSEQSIM_RUN_DIR, dataset=dataset, aggregation=a)}/{METRICS_FILE}"
+            for a in aggregations]
 
 
 def fig6_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
@@ -112,8 +118,6 @@ def fig7_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
 def uses_llm(config: Mapping[str, Any]) -> bool:
     """True when some configured variant reads localized LLM answers (so the grounding
     statistics of Fig. 4 are made anyway; the -items controls read none)."""
-    from ..variants import parse_variant  # no torch: the Snakefile uses it too
-
     return any(parse_variant(v).reads_llm_intents for v in configured_variants(config))
 
 
@@ -122,7 +126,7 @@ def report_targets(config: Mapping[str, Any], datasets: Iterable[str]) -> list[s
     view variant besides llm4sbr is, Fig. 7 when at least two values of r are)."""
     targets: list[str] = []
     for d in datasets:
-        tables, figures = f"results/{d}/tables", f"results/{d}/figures"
+        tables, figures = fill(TABLES_DIR, dataset=d), fill(FIGURES_DIR, dataset=d)
         targets += [f"{tables}/table2.md", f"{tables}/runtime.md", f"{figures}/runtime.png"]
         if table3_runs(config, d):
             targets.append(f"{tables}/table3.md")

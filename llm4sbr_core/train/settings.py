@@ -1,10 +1,18 @@
 """The settings of one training run, from the config's ``train:`` section (no torch import:
-the Snakefile uses this to name jobs and targets)."""
+the Snakefile uses this to name jobs and targets).
+
+:class:`RunSettings` is built and validated once (:meth:`RunSettings.from_config`), its
+variant parsed once; :meth:`RunSettings.record` is what metrics.json records as
+``config`` and what the workflow passes to a training job, which rebuilds the settings
+from it without validating again (:meth:`RunSettings.from_record`).
+"""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
@@ -31,10 +39,69 @@ def train_defaults() -> dict[str, Any]:
     return {k: copy.deepcopy(v["default"]) for k, v in train_schema()["properties"].items()}
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """One run: dataset × backbone × variant × seed and the ``train:`` keys that configure
+    it (their meaning: the config schema). Field order = the record's key order."""
+
+    dataset: str
+    backbone: str
+    variant: Variant
+    seed: int
+    epochs: int
+    patience: int
+    batch_size: int
+    eval_batch_size: int
+    dim: int
+    lr: float
+    lr_step: int
+    lr_gamma: float
+    weight_decay: float
+    max_len: int | None
+    select_metric: str
+    device: str
+    num_threads: int | None
+    tau: float
+    shared_projection: bool
+    #: this backbone's ``train.backbone_params`` entry
+    backbone_params: Mapping[str, Any]
+    #: the intent vectors an LLM variant reads (see :func:`intent_settings`); None without
+    intents: Mapping[str, Any] | None
+
+    @classmethod
+    def from_config(cls, train: Mapping[str, Any] | None, dataset: str,
+                    backbone: str | type, variant: str, seed: int, *,
+                    intents: Mapping[str, Any] | None = None) -> RunSettings:
+        """Validated settings of one run; see :func:`run_config` for the arguments."""
+        return cls.from_record(run_config(train, dataset, backbone, variant, seed,
+                                          intents=intents))
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> RunSettings:
+        """The settings a :meth:`record` describes (already validated: the keys are
+        checked, the values are not validated again)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        if sorted(record) != sorted(names):
+            missing, extra = sorted(set(names) - set(record)), sorted(set(record) - set(names))
+            raise ConfigError("train", f"a run's settings need exactly the keys {names}; "
+                              f"missing {missing}, unknown {extra}")
+        values = {k: copy.deepcopy(record[k]) for k in names}
+        values["variant"] = parse_variant(record["variant"])
+        return cls(**values)
+
+    def record(self) -> dict[str, Any]:
+        """The settings as plain JSON values (metrics.json's ``config``; also what a
+        checkpoint's fingerprint hashes)."""
+        out = {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["variant"] = self.variant.name
+        out["backbone_params"] = dict(out["backbone_params"])
+        return out
+
+
 def run_config(train: Mapping[str, Any] | None, dataset: str, backbone: str | type,
                variant: str, seed: int, *, intents: Mapping[str, Any] | None = None
                ) -> dict[str, Any]:
-    """The settings of one run (what metrics.json records as ``config``).
+    """The settings of one run as a record (what metrics.json records as ``config``).
 
     ``train`` is the config's ``train:`` section (validated here; missing keys take their
     schema defaults). The grid keys are replaced by this run's backbone, variant and seed,

@@ -1,0 +1,100 @@
+"""The run-output contract, written by one function for every kind of run.
+
+A run folder (``layout.RUN_DIR``) holds
+
+    metrics.json   {"valid": {metric: value}, "test": {...}, "best_epoch", "epochs",
+                    "seconds_per_epoch", "config": the run's settings, "data", "history",
+                    "runtime": {...}}; metric values are fractions in [0, 1]
+    ranks.parquet  sample_id, rank (int64): the 1-based rank of each TEST target among
+                   all items, in sample order
+    model.pt       the tested weights and the trainer's state (trained models only)
+
+written atomically together: a killed job never leaves one of them looking complete.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from ..errors import InvalidInputError
+from ..io import AtomicFiles
+from ..layout import METRICS_FILE, MODEL_FILE, RANKS_FILE
+
+#: Keys of metrics.json that hold wall-clock measurements; everything else is identical
+#: for two CPU runs with the same settings, seed and data.
+TIMING_KEYS: tuple[str, ...] = ("seconds_per_epoch", "runtime")
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """The files a run writes (the paths its rule declares)."""
+
+    metrics: Path
+    ranks: Path
+    model: Path | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("metrics", "ranks", "model"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
+
+    @classmethod
+    def in_dir(cls, folder: str | Path, model: bool = True) -> RunOutputs:
+        """The contract's file names inside ``folder``."""
+        folder = Path(folder)
+        return cls(folder / METRICS_FILE, folder / RANKS_FILE,
+                   folder / MODEL_FILE if model else None)
+
+    @property
+    def folder(self) -> Path:
+        """The run folder (where a resumable checkpoint lives while the run trains)."""
+        return self.metrics.parent
+
+
+def without_timing(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """metrics.json without its wall-clock keys: equal for equal runs on CPU."""
+    return {k: v for k, v in metrics.items() if k not in TIMING_KEYS}
+
+
+def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """What metrics.json's ``runtime`` records of the machine a run ran on."""
+    return {"device": str(device), "torch": torch.__version__,
+            "python": platform.python_version(), "threads": torch.get_num_threads()}
+
+
+def peak_memory_mb(device: torch.device) -> dict[str, float]:
+    """Peak resident memory of this process (and of the CUDA device), in MiB."""
+    # ru_maxrss is in KiB on Linux (bytes on macOS).
+    scale = 1 if sys.platform == "darwin" else 1024
+    out = {"host": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20}
+    if device.type == "cuda":
+        out["cuda"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+def write_run_outputs(outputs: RunOutputs, metrics: Mapping[str, Any], sample_ids: np.ndarray,
+                      ranks: np.ndarray, model_state: Mapping[str, Any] | None = None) -> None:
+    """Write metrics.json, ranks.parquet and (when ``outputs.model`` is set) model.pt
+    atomically; ``ranks[i]`` is the test rank of sample ``sample_ids[i]``."""
+    if (outputs.model is None) != (model_state is None):
+        raise InvalidInputError("a model file needs a model state and vice versa")
+    for path in (outputs.metrics, outputs.ranks, outputs.model):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    with AtomicFiles() as files:
+        files.write_json(outputs.metrics, metrics)
+        files.write_parquet(outputs.ranks, pa.table({
+            "sample_id": pa.array(np.asarray(sample_ids), pa.int64()),
+            "rank": pa.array(np.asarray(ranks).astype(np.int64), pa.int64())}))
+        if outputs.model is not None:
+            torch.save(dict(model_state), files.temp_path(outputs.model))
