@@ -22,10 +22,11 @@ from pathlib import Path
 CHILD = """
 import json, sys
 from llm4sbr_core.config import load_config, dataset_settings
-from llm4sbr_core.data.build import build_dataset
+from llm4sbr_core.data.build import DataOutputs, build_dataset
 cfg = load_config(*sys.argv[3:])
 name = sys.argv[1]
-stats = build_dataset(dataset_settings(cfg, name), cfg["raw_dir"], sys.argv[2], name)
+stats = build_dataset(dataset_settings(cfg, name), cfg["raw_dir"],
+                      DataOutputs.in_dir(sys.argv[2]), name)
 print(json.dumps({k: stats[k] for k in ("sessions", "clicks", "items", "train_samples",
                                          "valid_samples", "test_samples")}))
 """

@@ -18,6 +18,18 @@ class InvalidInputError(Llm4sbrError, ValueError):
         super().__init__(f"{self.path}: {message}" if self.path is not None else message)
 
 
+class InvalidTypeError(Llm4sbrError, TypeError):
+    """An object of the wrong kind was given (e.g. a model that is not a Backbone)."""
+
+
+class UnknownNameError(Llm4sbrError, KeyError):
+    """A name (backbone, view, mode) that is not registered; the message lists the known
+    ones. Also a ``KeyError``, printed without KeyError's quotes."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class ConfigError(Llm4sbrError):
     """A configuration value is missing, mistyped or inconsistent."""
 

@@ -11,7 +11,7 @@ partly filled with :func:`fill`); the report planner and the library fill them w
     results/{dataset}/llm/{llm}/{view}.parquet (+ .stats.json)
     results/{dataset}/text/{encoder}/items.npy (+ items.stats.json)
     results/{dataset}/text/{encoder}/{llm}/{view}.npy (+ .stats.json)
-    results/{dataset}/intents/{llm}/{encoder}/r{r}/{view}.npy (+ .topr.parquet, .stats.json)
+    results/{dataset}/intents/{llm}/{encoder}/r{r}/{view}.npy (+ .topr.parquet, .grounding.json)
     results/{dataset}/graphs/{backbone}.npz
     results/{dataset}/runs/{backbone}/{variant}/seed{seed}/{metrics.json,ranks.parquet,model.pt}
     results/{dataset}/runs/llmseqsim/{aggregation}/seed0/{metrics.json,ranks.parquet}
@@ -51,6 +51,8 @@ ANSWER_VECTORS = f"{DATASET_DIR}/text/{{encoder}}/{{llm}}/{{view}}.npy"
 ANSWER_VECTORS_STATS = f"{DATASET_DIR}/text/{{encoder}}/{{llm}}/{{view}}.stats.json"
 INTENT_DIR = f"{DATASET_DIR}/intents/{{llm}}/{{encoder}}/r{{r}}"
 INTENT_FILE = f"{INTENT_DIR}/{{view}}.npy"
+INTENT_TOPR = f"{INTENT_DIR}/{{view}}.topr.parquet"
+INTENT_GROUNDING = f"{INTENT_DIR}/{{view}}.grounding.json"
 
 # --- training
 GRAPH_FILE = f"{DATASET_DIR}/graphs/{{backbone}}.npz"

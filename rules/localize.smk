@@ -6,20 +6,20 @@
 rule localize_intents:
     input:
         unpack(data_inputs),
-        item_vectors="results/{dataset}/text/{encoder}/items.npy",
-        answer_vectors="results/{dataset}/text/{encoder}/{llm}/{view}.npy",
-        answers="results/{dataset}/llm/{llm}/{view}.parquet",
+        item_vectors=layout.ITEM_VECTORS,
+        answer_vectors=layout.ANSWER_VECTORS,
+        answers=layout.ANSWERS_FILE,
     output:
-        intents=f"{INTENT_DIR}/{{view}}.npy",
-        topr=f"{INTENT_DIR}/{{view}}.topr.parquet",
-        grounding=f"{INTENT_DIR}/{{view}}.grounding.json",
+        intents=layout.INTENT_FILE,
+        topr=layout.INTENT_TOPR,
+        grounding=layout.INTENT_GROUNDING,
     params:
         backend=config["localize"]["backend"],
         batch_size=config["localize"]["batch_size"],
     log:
         "logs/{dataset}/localize_intents/{llm}/{encoder}/r{r}/{view}.log",
     benchmark:
-        "results/{dataset}/benchmarks/localize_intents/{llm}/{encoder}/r{r}.{view}.tsv"
+        layout.BENCHMARKS_DIR + "/localize_intents/{llm}/{encoder}/r{r}.{view}.tsv"
     wildcard_constraints:
         encoder=re.escape(ENCODER_NAME),
         llm=re.escape(LLM_NAME),

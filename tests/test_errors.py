@@ -19,9 +19,8 @@ from llm4sbr_core.errors import InvalidInputError, Llm4sbrError
 
 PACKAGE = Path(llm4sbr_core.__file__).parent
 
-#: The modules checked for bare builtin raises: folders (every ``*.py`` in them) and files.
-CHECKED = ["llm", "text", "data", "metrics.py", "prompts.py", "config.py", "io.py",
-           "embedded.py", "logs.py", "errors.py"]
+#: The modules checked for bare builtin raises: the whole package.
+CHECKED = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py"))
 
 #: Builtins that may still be raised on purpose: they flag a bug, not a bad input.
 ALLOWED = {"AssertionError", "NotImplementedError", "StopIteration", "StopAsyncIteration",

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from conftest import REPO, shared_data, snakemake
-from llm4sbr_core.data.build import DATA_FILES
+from llm4sbr_core.layout import DATA_FILES
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pyarrow.compute as pc
 
 from ..errors import ConfigError, DataFormatError, EmptyDatasetError
 from ..io import AtomicFiles
+from ..layout import DATA_FILES
 from .raw import RawData
 from .readers import read_raw
 from .sessions import Sessions, filter_sessions, reindex_items, sessionize
@@ -27,8 +29,6 @@ from .split import SPLITS, make_samples, split_sessions
 log = logging.getLogger(__name__)
 
 #: The tables later stages read, and everything the data stage writes (DESIGN.md contract).
-TABLE_FILES = ("train.parquet", "valid.parquet", "test.parquet", "items.parquet")
-DATA_FILES = (*TABLE_FILES, "stats.json", "stats.md")
 
 
 def fallback_text(raw_id: str) -> str:
@@ -170,18 +170,35 @@ def stats_markdown(stats: dict[str, Any]) -> str:
     )
 
 
-def build_dataset(settings: dict[str, Any], raw_dir: str | Path, out_dir: str | Path,
+@dataclass(frozen=True)
+class DataOutputs:
+    """The files of the data stage (the paths rule build_dataset declares)."""
+
+    train: Path
+    valid: Path
+    test: Path
+    items: Path
+    stats_json: Path
+    stats_md: Path
+
+    @classmethod
+    def in_dir(cls, folder: str | Path) -> DataOutputs:
+        """The layout's file names (``layout.DATA_FILES``) inside ``folder``."""
+        return cls(*(Path(folder) / name for name in DATA_FILES))
+
+
+def build_dataset(settings: dict[str, Any], raw_dir: str | Path, outputs: DataOutputs,
                   name: str) -> dict[str, Any]:
-    """Build ``out_dir/{train,valid,test}.parquet, items.parquet, stats.json, stats.md``."""
+    """Build the samples of each split, the item table and the statistics into
+    ``outputs`` (written atomically together)."""
     t0 = time.perf_counter()
     tables, items, stats = prepare_dataset(settings, raw_dir, name)
-    out = Path(out_dir)
     with AtomicFiles() as files:
         for split, table in tables.items():
-            files.write_parquet(out / f"{split}.parquet", table)
-        files.write_parquet(out / "items.parquet", items)
-        files.write_json(out / "stats.json", stats)
-        files.write_text(out / "stats.md", stats_markdown(stats))
+            files.write_parquet(getattr(outputs, split), table)
+        files.write_parquet(outputs.items, items)
+        files.write_json(outputs.stats_json, stats)
+        files.write_text(outputs.stats_md, stats_markdown(stats))
     log.info("%s: data stage done in %.1fs: %d / %d / %d samples", name,
              time.perf_counter() - t0, stats["train_samples"], stats["valid_samples"],
              stats["test_samples"])

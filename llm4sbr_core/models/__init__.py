@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 
+from ..errors import InvalidTypeError, UnknownNameError
 from .base import Backbone, Encoded
 
 #: config name → "module:Class" of every backbone the workflow knows.
@@ -31,10 +32,11 @@ def get_backbone(name: str | type[Backbone]) -> type[Backbone]:
     """
     if isinstance(name, type):
         if not issubclass(name, Backbone):
-            raise TypeError(f"{name.__name__} is not a Backbone subclass")
+            raise InvalidTypeError(f"{name.__name__} is not a Backbone subclass")
         return name
     if name not in BACKBONE_PATHS:
-        raise KeyError(f"unknown backbone {name!r}; known backbones: {sorted(BACKBONE_PATHS)}")
+        raise UnknownNameError(f"unknown backbone {name!r}; known backbones: "
+                               f"{sorted(BACKBONE_PATHS)}")
     module_name, class_name = BACKBONE_PATHS[name].split(":")
     return getattr(importlib.import_module(module_name), class_name)
 

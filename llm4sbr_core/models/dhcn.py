@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.batches import SampleTensors, SessionBatch
+from ..errors import InvalidInputError
 from .base import Backbone, Encoded
 from .blocks import PositionAwareReadout
 from .training_graphs import session_incidence, training_sessions
@@ -139,7 +140,7 @@ class DHCN(Backbone):
         cls.split_params(model_hparams)  # constructor keys are ignored here
         sessions = training_sessions(train)
         if len(sessions.items) and int(sessions.items.max()) > n_items:
-            raise ValueError(f"training sessions contain item ids above n_items={n_items}")
+            raise InvalidInputError(f"training sessions contain item ids above n_items={n_items}")
         item, session = session_incidence(sessions, n_items)
         return {"item": item, "session": session,
                 "n_sessions": np.array(len(sessions), dtype=np.int64)}
@@ -148,13 +149,14 @@ class DHCN(Backbone):
                  max_len: int = 200, graph: dict[str, np.ndarray] | None = None):
         super().__init__(n_items, dim)
         if graph is None:
-            raise ValueError("DHCN needs graph= (DHCN.build_training_graph on the train set)")
+            raise InvalidInputError("DHCN needs graph= (DHCN.build_training_graph on the "
+                                    "train set)")
         item = torch.as_tensor(np.asarray(graph["item"]), dtype=torch.long)
         session = torch.as_tensor(np.asarray(graph["session"]), dtype=torch.long)
         n_sessions = int(np.asarray(graph["n_sessions"]))
         if item.numel() and (int(item.max()) > n_items or int(session.max()) >= n_sessions):
-            raise ValueError(f"incidence does not fit n_items={n_items}, "
-                             f"n_sessions={n_sessions}")
+            raise InvalidInputError(f"incidence does not fit n_items={n_items}, "
+                                    f"n_sessions={n_sessions}")
         dh, bht = normalized_incidence(item, session, n_items, n_sessions)
         # derived from the cached graph artifact: not part of the checkpoint; the
         # transposes serve the backward pass

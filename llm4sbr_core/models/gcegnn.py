@@ -61,6 +61,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.batches import SampleTensors, SessionBatch
+from ..errors import InvalidInputError
 from .base import Backbone, Encoded
 from .blocks import (
     PositionAwareReadout,
@@ -153,7 +154,7 @@ class GCEGNN(Backbone):
         cls.split_params(model_hparams)  # constructor keys are ignored here
         sessions = training_sessions(train)
         if len(sessions.items) and int(sessions.items.max()) > n_items:
-            raise ValueError(f"training sessions contain item ids above n_items={n_items}")
+            raise InvalidInputError(f"training sessions contain item ids above n_items={n_items}")
         src, dst, count = cooccurrence_counts(sessions, window, n_items)
         neighbors, weights = top_neighbours(src, dst, count, n_items, n_neighbors)
         return {"neighbors": neighbors, "weights": weights}
@@ -164,12 +165,13 @@ class GCEGNN(Backbone):
                  graph: dict[str, np.ndarray] | None = None):
         super().__init__(n_items, dim)
         if graph is None:
-            raise ValueError("GCEGNN needs graph= (GCEGNN.build_training_graph on the train set)")
+            raise InvalidInputError("GCEGNN needs graph= (GCEGNN.build_training_graph on the "
+                                    "train set)")
         neighbors = torch.as_tensor(np.asarray(graph["neighbors"]), dtype=torch.long)
         weights = torch.as_tensor(np.asarray(graph["weights"]), dtype=torch.float32)
         if neighbors.shape[0] != n_items + 1 or weights.shape != neighbors.shape:
-            raise ValueError(f"graph arrays {tuple(neighbors.shape)}/{tuple(weights.shape)} "
-                             f"do not match n_items={n_items}")
+            raise InvalidInputError(f"graph arrays {tuple(neighbors.shape)}/{tuple(weights.shape)} "
+                                    f"do not match n_items={n_items}")
         # derived from the cached graph artifact: not part of the checkpoint
         self.register_buffer("neighbors", neighbors, persistent=False)
         self.register_buffer("weights", weights, persistent=False)

@@ -17,7 +17,8 @@ sessions sharing at least one item with it; of those, the ``sample_size`` most r
 are kept (``sample_size = 0`` keeps all), their similarity to ``s`` is computed, and the
 ``k`` most similar with a positive similarity, N_k(s), are the neighbours (ties: the more
 recent session first). Scores are computed for every item 1..N; items of ``s`` itself
-are scored like any other (the reference's ``remind=True`` default for V-SKNN/STAN).
+are scored like any other — the reference's ``remind=True`` default; V-SKNN, STAN and
+V-STAN take ``remind=False`` to leave them unscored (score 0), as the reference does.
 
 * POP (session-rec ``Pop``): score(i) = number of training clicks on i.
 * SKNN (Jannach & Ludewig, RecSys 2017, "When recurrent neural networks meet the
@@ -551,6 +552,12 @@ def _positive_or_none(name: str, value: Any) -> float | None:
     return float(value)
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidInputError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
 class KnnModel(ABC):
     """A method fitted on a :class:`KnnIndex`; :meth:`scores` rates every item 1..N."""
 
@@ -619,13 +626,14 @@ class SKNN(KnnModel):
 
 class VSKNN(SKNN):
     """V-SKNN (session-rec ``VMContextKNN``; defaults: k = 100 (docstring),
-    sample_size = 1000, weighting = div, weighting_score = div, no idf — its signature)."""
+    sample_size = 1000, weighting = div, weighting_score = div, no idf, remind — its
+    signature)."""
 
     name = "vsknn"
 
     def __init__(self, index: KnnIndex, k: int = 100, sample_size: int = 1000,
                  weighting: str = "div", weighting_score: str = "div",
-                 idf_weighting: float | None = None) -> None:
+                 idf_weighting: float | None = None, remind: bool = True) -> None:
         super().__init__(index, k, sample_size)
         for name, value in (("weighting", weighting), ("weighting_score", weighting_score)):
             if value not in WEIGHTINGS:
@@ -634,10 +642,12 @@ class VSKNN(SKNN):
         self.weighting = weighting
         self.weighting_score = weighting_score
         self.idf_weighting = _positive_or_none("idf_weighting", idf_weighting)
+        self.remind = _flag("remind", remind)
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "weighting": self.weighting,
-                "weighting_score": self.weighting_score, "idf_weighting": self.idf_weighting}
+                "weighting_score": self.weighting_score, "idf_weighting": self.idf_weighting,
+                "remind": self.remind}
 
     def scores(self, queries: QueryBatch) -> np.ndarray:
         w = vsknn_position_weights(queries.last_pos, queries.lengths[queries.rows],
@@ -655,29 +665,34 @@ class VSKNN(SKNN):
         scores = (weights @ self.index.binary).toarray()
         if self.idf_weighting is not None:
             scores *= 1.0 + self.idf_weighting * self.index.idf
+        if not self.remind:
+            scores[queries.rows, queries.items] = 0.0
         return scores
 
 
 class STAN(KnnModel):
     """STAN (session-rec ``STAN``; defaults: k = 100 (docstring), sample_size = 5000,
-    λ1 = 1.02, λ3 = 2.05 — its signature; λ2 = 1 training span, see the module doc)."""
+    λ1 = 1.02, λ3 = 2.05, remind — its signature; λ2 = 1 training span, see the module
+    doc)."""
 
     name = "stan"
 
     def __init__(self, index: KnnIndex, k: int = 100, sample_size: int = 5000,
                  lambda_spw: float | None = 1.02, lambda_snh: float | None = 1.0,
-                 lambda_inh: float | None = 2.05) -> None:
+                 lambda_inh: float | None = 2.05, remind: bool = True) -> None:
         super().__init__(index)
         self.k = _positive_int("k", k)
         self.sample_size = _positive_int("sample_size", sample_size, 0)
         self.lambda_spw = _positive_or_none("lambda_spw", lambda_spw)
         self.lambda_snh = _positive_or_none("lambda_snh", lambda_snh)
         self.lambda_inh = _positive_or_none("lambda_inh", lambda_inh)
+        self.remind = _flag("remind", remind)
         self._recency = recency_weights(index.n_sessions, self.lambda_snh)
 
     def params(self) -> dict[str, Any]:
         return {"k": self.k, "sample_size": self.sample_size, "lambda_spw": self.lambda_spw,
-                "lambda_snh": self.lambda_snh, "lambda_inh": self.lambda_inh}
+                "lambda_snh": self.lambda_snh, "lambda_inh": self.lambda_inh,
+                "remind": self.remind}
 
     def pair_cells_per_row(self) -> float:
         return self.k * float(self.index.n_distinct.mean())
@@ -709,20 +724,23 @@ class STAN(KnnModel):
         factor = self.item_factor()
         if factor is not None:
             scores *= factor
+        if not self.remind:
+            scores[queries.rows, queries.items] = 0.0
         return scores
 
 
 class VSTAN(STAN):
     """V-STAN (session-rec ``VSKNN_STAN``; defaults: k = 100 (docstring), sample_size =
-    5000, λ1 = 1.02, λ3 = 2.05, λ_ipw = 1.02, λ_idf = 5 — its signature; λ2 as STAN)."""
+    5000, λ1 = 1.02, λ3 = 2.05, λ_ipw = 1.02, λ_idf = 5, remind — its signature; λ2 as
+    STAN)."""
 
     name = "vstan"
 
     def __init__(self, index: KnnIndex, k: int = 100, sample_size: int = 5000,
                  lambda_spw: float | None = 1.02, lambda_snh: float | None = 1.0,
                  lambda_inh: float | None = 2.05, lambda_ipw: float | None = 1.02,
-                 lambda_idf: float | None = 5.0) -> None:
-        super().__init__(index, k, sample_size, lambda_spw, lambda_snh, lambda_inh)
+                 lambda_idf: float | None = 5.0, remind: bool = True) -> None:
+        super().__init__(index, k, sample_size, lambda_spw, lambda_snh, lambda_inh, remind)
         self.lambda_ipw = _positive_or_none("lambda_ipw", lambda_ipw)
         self.lambda_idf = _positive_or_none("lambda_idf", lambda_idf)
 
@@ -820,18 +838,23 @@ def _grid_value(x: float) -> float:
 
 
 def default_grid(method: str, index: KnnIndex) -> dict[str, list[Any]]:
-    """A small grid around the reference defaults (session-rec's optimisation grids:
-    k, sample_size; STAN's λ1 and λ3 in multiples of the mean training-session length L̄,
-    λ2 in training spans, None = off)."""
+    """A small grid around the reference defaults, drawn from session-rec's optimisation
+    grids: k and sample_size; STAN's λ1 and λ3 in multiples of the mean training-session
+    length L̄ (the reference grids are L̄ · {1/8, 1/4, 1/2, 1, 2}), λ2 in training spans
+    (None = off); ``remind`` (whether the session's own items are scored) where the
+    method has it."""
     mean = index.mean_length
     if method == "pop":
         return {}
-    if method in ("sknn", "vsknn"):
+    if method == "sknn":
         return {"k": [50, 100, 500], "sample_size": [500, 1000, 5000]}
+    if method == "vsknn":
+        return {"k": [50, 100, 500], "sample_size": [500, 1000, 5000], "remind": [True, False]}
     if method in ("stan", "vstan"):
         return {"k": [100, 500], "lambda_spw": [_grid_value(mean / 2), _grid_value(mean)],
                 "lambda_snh": [0.25, None], "lambda_inh": [_grid_value(mean / 2),
-                                                           _grid_value(mean)]}
+                                                           _grid_value(mean)],
+                "remind": [True, False]}
     raise InvalidInputError(f"unknown kNN method {method!r}; known: {sorted(METHODS)}")
 
 

@@ -98,6 +98,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.batches import SessionBatch
+from ..errors import InvalidInputError, InvalidTypeError, UnknownNameError
 from .base import Backbone, Encoded
 
 __all__ = ["MODES", "MODE_VIEWS", "LLM4SBR", "IntentEncoded", "align_uniform", "alignment",
@@ -154,8 +155,8 @@ def intent_tensor(view: str, array: torch.Tensor | np.ndarray) -> torch.Tensor:
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             tensor = torch.from_numpy(arr)
     if tensor.ndim != 2 or not tensor.is_floating_point():
-        raise ValueError(f"intents[{view!r}] must be a 2-D float array [samples, text_dim], "
-                         f"got {tuple(tensor.shape)} {tensor.dtype}")
+        raise InvalidInputError(f"intents[{view!r}] must be a 2-D float array [samples, text_dim], "
+                                f"got {tuple(tensor.shape)} {tensor.dtype}")
     return tensor
 
 
@@ -196,11 +197,11 @@ class LLM4SBR(Backbone):
         # item table is the backbone's (see item_embedding).
         nn.Module.__init__(self)
         if not isinstance(backbone, Backbone):
-            raise TypeError(f"backbone must be a Backbone, got {type(backbone).__name__}")
+            raise InvalidTypeError(f"backbone must be a Backbone, got {type(backbone).__name__}")
         if mode not in MODE_VIEWS:
-            raise ValueError(f"unknown LLM4SBR mode {mode!r}; known modes: {list(MODES)}")
+            raise InvalidInputError(f"unknown LLM4SBR mode {mode!r}; known modes: {list(MODES)}")
         if not (math.isfinite(tau) and tau >= 0):
-            raise ValueError(f"tau must be a finite number >= 0, got {tau}")
+            raise InvalidInputError(f"tau must be a finite number >= 0, got {tau}")
         self.backbone = backbone
         self.n_items, self.dim = backbone.n_items, backbone.dim
         self.mode, self.tau = mode, float(tau)
@@ -208,18 +209,18 @@ class LLM4SBR(Backbone):
         self.shared_projection = shared_projection
         missing = [v for v in self.views if v not in intents]
         if missing:
-            raise KeyError(f"LLM4SBR mode {mode!r} needs intents for views {list(self.views)}; "
-                           f"missing {missing}")
+            raise UnknownNameError(f"LLM4SBR mode {mode!r} needs intents for views "
+                                   f"{list(self.views)}; missing {missing}")
         widths, rows = {}, {}
         for view in self.views:  # never touch the views this mode does not use
             tensor = intent_tensor(view, intents[view])
             self.register_buffer(self._buffer(view), tensor, persistent=False)
             rows[view], widths[view] = tensor.shape
         if len(set(rows.values())) > 1:
-            raise ValueError(f"intent arrays have different numbers of samples: {rows}")
+            raise InvalidInputError(f"intent arrays have different numbers of samples: {rows}")
         if shared_projection and len(set(widths.values())) > 1:
-            raise ValueError(f"a shared projection T needs one text width, got {widths}; "
-                             "use shared_projection=False")
+            raise InvalidInputError(f"a shared projection T needs one text width, got {widths}; "
+                                    "use shared_projection=False")
         d = self.dim
         keys = ["text"] if shared_projection else list(self.views)
         width = next(iter(widths.values()))

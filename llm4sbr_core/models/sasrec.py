@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.batches import SessionBatch
+from ..errors import InvalidInputError
 from .base import Backbone, Encoded
 from .blocks import PositionEmbedding, keep_last_clicks, last_real_state, masked_mean
 
@@ -72,7 +73,7 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, dropout: float):
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+            raise InvalidInputError(f"dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
         self.dropout = dropout
         self.qkv = nn.Linear(dim, 3 * dim)

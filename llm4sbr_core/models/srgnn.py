@@ -61,6 +61,7 @@ import torch
 from torch import nn
 
 from ..data.batches import SessionBatch
+from ..errors import InvalidInputError
 from .base import Backbone, Encoded
 from .blocks import SoftAttentionReadout, build_session_graph, scatter_mean
 
@@ -76,7 +77,7 @@ class GatedSessionGraph(nn.Module):
     def __init__(self, dim: int, step: int = 1):
         super().__init__()
         if step < 1:
-            raise ValueError(f"step must be >= 1, got {step}")
+            raise InvalidInputError(f"step must be >= 1, got {step}")
         self.step = step
         self.edge_in = nn.Linear(dim, dim)  # W_in, b'_in (reference: linear_edge_in)
         self.edge_out = nn.Linear(dim, dim)  # W_out, b'_out (reference: linear_edge_out)

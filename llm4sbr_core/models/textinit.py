@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import InvalidInputError
+
 
 def pca_projection(vectors: np.ndarray, k: int) -> np.ndarray:
     """The rows of ``vectors`` [M, t] on their top-``k`` principal axes, [M, k], float64.
@@ -47,15 +49,15 @@ def init_item_table_from_text(embedding: nn.Embedding, item_vectors: np.ndarray)
     n_rows, dim = weight.shape
     vectors = np.asarray(item_vectors)
     if vectors.ndim != 2 or vectors.shape[0] != n_rows:
-        raise ValueError(f"item text vectors have shape {vectors.shape}, the item table "
-                         f"{tuple(weight.shape)}: they must have one row per item id")
+        raise InvalidInputError(f"item text vectors have shape {vectors.shape}, the item table "
+                                f"{tuple(weight.shape)}: they must have one row per item id")
     if not np.isfinite(vectors).all():
-        raise ValueError("item text vectors contain NaN or infinite values")
+        raise InvalidInputError("item text vectors contain NaN or infinite values")
     with_text = np.flatnonzero(np.abs(vectors).sum(axis=1) > 0)
     with_text = with_text[with_text > 0]
     k = min(dim, vectors.shape[1], len(with_text) - 1)
     if k < 1:
-        raise ValueError("fewer than two items have a text: nothing to initialise from")
+        raise InvalidInputError("fewer than two items have a text: nothing to initialise from")
     coords = pca_projection(vectors[with_text], k)
     own = weight[1:, :k].double()
     scale = float(own.std()) / max(float(coords.std()), 1e-12)

@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..data.batches import SampleTensors
+from ..errors import InvalidInputError, Llm4sbrError
 
 #: two primes below 2³¹: every product of a residue and a power stays below 2⁶²
 _PRIMES = (2_147_483_629, 2_147_483_587)
@@ -137,7 +138,7 @@ def _sessions_by_prefix_chain(inputs: TrainingSessions, full: TrainingSessions
     groups, first, group_of, count = np.unique(h_full, return_index=True,
                                                return_inverse=True, return_counts=True)
     if not _same(full, np.arange(len(full)), full, first[group_of]).all():
-        raise RuntimeError("hash collision between two different training sequences")
+        raise Llm4sbrError("hash collision between two different training sequences")
     g = np.searchsorted(groups, h_in).clip(max=len(groups) - 1)
     hit = groups[g] == h_in
     idx = np.flatnonzero(hit)
@@ -157,7 +158,7 @@ def _sessions(flat_in: np.ndarray, lengths: np.ndarray, targets: np.ndarray,
     if len(lengths) == 0:
         return TrainingSessions(np.zeros(0, np.int64), np.zeros(1, np.int64))
     if (lengths < 1).any():
-        raise ValueError("a sample has an empty input session")
+        raise InvalidInputError("a sample has an empty input session")
     inputs, full = _full_sequences(flat_in, lengths, targets)
     if session_ids is not None:
         return _sessions_by_id(inputs, full, np.asarray(session_ids, np.int64))

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..data.batches import SampleTensors
-from ..errors import TrainingDivergedError
+from ..errors import InvalidTypeError, TrainingDivergedError
 from ..io import file_digest
 from ..metrics import metrics_from_ranks, target_ranks
 from ..models import Backbone
@@ -75,12 +75,12 @@ def takes_encoded(model: Backbone) -> bool:
     n = len([p for p in inspect.signature(fn).parameters.values()
              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
     if n == 2 and type(model).scores is not Backbone.scores:
-        raise TypeError(f"{type(model).__name__} overrides scores(), so its "
-                        "auxiliary_loss(batch, enc) cannot share the scoring pass; take "
-                        "auxiliary_loss(batch) instead")
+        raise InvalidTypeError(f"{type(model).__name__} overrides scores(), so its "
+                               "auxiliary_loss(batch, enc) cannot share the scoring pass; take "
+                               "auxiliary_loss(batch) instead")
     if n not in (1, 2):
-        raise TypeError(f"{type(model).__name__}.auxiliary_loss must take (batch) or "
-                        "(batch, enc)")
+        raise InvalidTypeError(f"{type(model).__name__}.auxiliary_loss must take (batch) or "
+                               "(batch, enc)")
     return n == 2
 
 
