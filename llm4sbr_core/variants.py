@@ -6,15 +6,20 @@ A variant name is a kind; an LLM kind may be followed, in this order, by
 * ``-r<int>``: the localization r of the intents it reads, instead of ``localize.r``; or
   ``-items``: CONTROL — no LLM at all: each view's "intent" is built from the session's
   own item texts (short: the last click's text vector; long and normal: the mean of all
-  its clicks' unit-length text vectors), so a gain that survives it is not the LLM's;
+  its clicks' unit-length text vectors), so a gain that survives it is not the LLM's; or
+  ``-random``: CONTROL — each sample's intent is a random Gaussian direction with the
+  norm of its real (localized) LLM intent, drawn per run seed: no information at all,
+  the same scale;
 * ``-tau<number>``: the weight τ of the alignment + uniformity term, instead of train.tau;
 * ``-shuffled``: CONTROL — every sample reads the intents of another sample of the same
-  split (a fixed permutation, seed 0): the same vectors and statistics, no per-session
-  information.
+  split (a derangement: no sample keeps its own; drawn per run seed): the same vectors
+  and statistics, no per-session information.
 
     base                     the backbone alone, its own paper's scoring head ("w/o LLM")
     llm4sbr                  the full enhancement: views short + long, gates, fusion, τ (L_a + L_u)
-    wo_au                    no alignment / uniformity term (Table 4 "w/o AU")
+    wo_au                    no alignment / uniformity term (Table 4 "w/o AU"): the
+                             wrapper's architecture alone
+    wo_u, wo_a               alignment only (no L_u), uniformity only (no L_a)
     wo_long, wo_short        one view only (Table 4 "w/o Long", "w/o Short")
     normal                   one qualifier-free view aligned with the combined session vector
     wo_sbr                   the localized intents alone, no backbone output (LLM-Infer)
@@ -24,6 +29,7 @@ A variant name is a kind; an LLM kind may be followed, in this order, by
     llm4sbr-r0               the full model on raw answer embeddings (Fig. 7: r = 0)
     llm4sbr-r3-tau0.5        r = 3 and τ = 0.5
     llm4sbr-items            the full model on item-text "intents" (no LLM)
+    llm4sbr-random           the full model on random intents of matched norms
     llm4sbr-shuffled         the full model on another session's LLM intents
 
 LLMSeqSim (Fig. 5's other peer) has no session model; it is not a training variant but a
@@ -40,19 +46,20 @@ from .errors import ConfigError
 
 #: variant kind → LLM4SBR wrapper mode (kinds not listed here do not use the wrapper)
 WRAPPER_MODES: dict[str, str] = {
-    "llm4sbr": "full", "wo_au": "wo_au", "wo_long": "wo_long", "wo_short": "wo_short",
-    "normal": "normal", "wo_sbr": "wo_sbr",
+    "llm4sbr": "full", "wo_au": "wo_au", "wo_u": "wo_u", "wo_a": "wo_a",
+    "wo_long": "wo_long", "wo_short": "wo_short", "normal": "normal", "wo_sbr": "wo_sbr",
 }
 #: views each wrapper kind reads (= llm4sbr_core.models.llm4sbr.MODE_VIEWS by mode)
 KIND_VIEWS: dict[str, tuple[str, ...]] = {
-    "llm4sbr": ("short", "long"), "wo_au": ("short", "long"), "wo_long": ("short",),
+    "llm4sbr": ("short", "long"), "wo_au": ("short", "long"), "wo_u": ("short", "long"),
+    "wo_a": ("short", "long"), "wo_long": ("short",),
     "wo_short": ("long",), "normal": ("normal",), "wo_sbr": ("short", "long"),
 }
 #: LLMSeqSim's session aggregations (models/llmseqsim.py; the schema's train.llmseqsim)
 LLMSEQSIM_AGGREGATIONS: tuple[str, ...] = ("mean", "linear", "last")
 KINDS: tuple[str, ...] = ("base", *WRAPPER_MODES, "textinit")
 #: The regular expression every variant name matches (also the Snakemake wildcard).
-_SUFFIXES = (r"(?:-(?P<items>items)|-r(?P<r>0|[1-9][0-9]*))?"
+_SUFFIXES = (r"(?:-(?P<source>items|random)|-r(?P<r>0|[1-9][0-9]*))?"
              r"(?:-tau(?P<tau>(?:0|[1-9][0-9]*)(?:\.[0-9]+)?))?(?:-(?P<shuffled>shuffled))?")
 VARIANT_PATTERN = (r"(?:base|textinit|(?:" + "|".join(WRAPPER_MODES) + r")"
                    + re.sub(r"\(\?P<\w+>", "(?:", _SUFFIXES) + ")")
@@ -68,8 +75,9 @@ class Variant:
     kind: str
     r: int | None = None
     tau: float | None = None
-    #: where the intent vectors come from: "llm" (localized LLM answers) or "items"
-    #: (the session's own item texts, a control)
+    #: where the intent vectors come from: "llm" (localized LLM answers), "items" (the
+    #: session's own item texts, a control) or "random" (random directions with the
+    #: norms of the LLM intents, a control)
     source: str = "llm"
     #: control: each sample reads another sample's intents (same split)
     shuffled: bool = False
@@ -91,7 +99,8 @@ class Variant:
 
     @property
     def reads_llm_intents(self) -> bool:
-        return bool(self.views) and self.source == "llm"
+        """Whether the run reads the localized LLM intents (``-random`` reads their norms)."""
+        return bool(self.views) and self.source in ("llm", "random")
 
 
 def parse_variant(name: str) -> Variant:
@@ -100,13 +109,13 @@ def parse_variant(name: str) -> Variant:
     match = _PARSE.match(name) if isinstance(name, str) else None
     if match is None or match["kind"] not in KINDS:
         raise ConfigError("train.variants", f"unknown variant {name!r}; a variant is one of "
-                          f"{list(KINDS)}, LLM variants optionally followed by -r<int> or "
-                          "-items, -tau<number>, -shuffled (e.g. llm4sbr-r0, llm4sbr-tau1, "
-                          "llm4sbr-items-shuffled)")
+                          f"{list(KINDS)}, LLM variants optionally followed by -r<int>, "
+                          "-items or -random, then -tau<number>, then -shuffled (e.g. "
+                          "llm4sbr-r0, llm4sbr-tau1, llm4sbr-items-shuffled)")
     kind = match["kind"]
-    if kind not in WRAPPER_MODES and any(match[k] for k in ("r", "tau", "items", "shuffled")):
+    if kind not in WRAPPER_MODES and any(match[k] for k in ("r", "tau", "source", "shuffled")):
         raise ConfigError("train.variants", f"variant {name!r}: suffixes only apply to the "
                           f"LLM variants {list(WRAPPER_MODES)}")
     return Variant(name, kind, int(match["r"]) if match["r"] is not None else None,
                    float(match["tau"]) if match["tau"] is not None else None,
-                   "items" if match["items"] else "llm", bool(match["shuffled"]))
+                   match["source"] or "llm", bool(match["shuffled"]))

@@ -208,6 +208,22 @@ def test_full_gates_fusion_and_loss_by_hand():
 
 # --- each variant removes exactly what it claims -----------------------------------------
 
+def test_alignment_only_and_uniformity_only_split_the_term():
+    batch = two_samples()
+    full = hand_model("full", {"short": SHORT, "long": LONG})
+    enc = full.encode(batch)
+    pairs = [(enc.intents[v], full.session_vector(v, enc)) for v in ("short", "long")]
+    align = sum(alignment(i, s) for i, s in pairs).detach()
+    uniform = sum(0.5 * (uniformity(i) + uniformity(s)) for i, s in pairs).detach()
+    for mode, expected in (("wo_u", align), ("wo_a", uniform)):
+        model = hand_model(mode, {"short": SHORT, "long": LONG})
+        got = model.auxiliary_loss(batch, model.encode(batch))
+        assert got.item() == pytest.approx(0.1 * expected.item(), abs=1e-6)
+        # the architecture is the full model's: only the auxiliary term differs
+        assert torch.allclose(model.session_head(model.encode(batch)), full.session_head(enc))
+    assert float(align + uniform) == pytest.approx(AU_SHORT + AU_LONG, abs=1e-5)
+
+
 def test_wo_au_has_no_auxiliary_term():
     model = hand_model("wo_au", {"short": SHORT, "long": LONG})
     full = hand_model("full", {"short": SHORT, "long": LONG})
@@ -338,7 +354,8 @@ def test_bad_arguments():
         LLM4SBR(Fixed(), {"short": SHORT, "long": np.zeros((3, 2), np.float32)})
     with pytest.raises(ValueError, match="2-D float"):
         LLM4SBR(Fixed(), {"short": SHORT, "long": np.zeros((2, 2), np.int64)})
-    assert set(MODES) == {"full", "wo_au", "wo_long", "wo_short", "normal", "wo_sbr"}
+    assert set(MODES) == {"full", "wo_au", "wo_u", "wo_a", "wo_long", "wo_short", "normal",
+                          "wo_sbr"}
 
 
 # --- memory-mapped intents ----------------------------------------------------------------

@@ -19,7 +19,7 @@ from llm4sbr_core.metrics import metrics_from_ranks
 from llm4sbr_core.models import BACKBONE_PATHS, Backbone, Encoded, get_backbone
 from llm4sbr_core.models.build import build_model
 from llm4sbr_core.train.checkpoint import load_checkpoint
-from llm4sbr_core.train.intents import shuffled_within_splits
+from llm4sbr_core.train.intents import derangement, random_intents, shuffled_within_splits
 from llm4sbr_core.train.outputs import TIMING_KEYS, RunOutputs, without_timing
 from llm4sbr_core.train.run import (
     RunInputs,
@@ -365,9 +365,10 @@ def test_outputs_follow_the_contract(data, tmp_path):
     runtime = on_disk["runtime"]
     assert runtime["device"] == "cpu" and runtime["peak_memory_mb"]["host"] > 0
     ranks = ranks_of(tmp_path)
-    assert ranks.column_names == ["sample_id", "rank"]
+    assert ranks.column_names == ["sample_id", "session_id", "rank"]
     test = load_samples(data / "test.parquet")
     assert ranks["sample_id"].to_pylist() == test.sample_ids.tolist()
+    assert ranks["session_id"].to_pylist() == test.session_ids.tolist()
     r = ranks["rank"].to_numpy()
     assert r.min() >= 1 and r.max() <= N_ITEMS
     assert on_disk["test"] == metrics_from_ranks(r)
@@ -596,17 +597,43 @@ def test_pca_projection_is_pca():
     assert np.allclose(variances, eig[:3])
 
 
-def test_shuffled_control_permutes_within_each_split(data):
+def test_shuffled_control_is_a_derangement_within_each_split_per_seed(data):
     splits = [load_samples(data / f"{s}.parquet") for s in ("train", "valid", "test")]
     rows = np.arange(770, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
-    out = shuffled_within_splits({"short": rows, "long": rows + 1000}, splits)
+    out = shuffled_within_splits({"short": rows, "long": rows + 1000}, splits, seed=3)
     assert np.array_equal(out["long"], out["short"] + 1000)  # one permutation for all views
     for split in splits:
         ids = split.sample_ids.numpy()
         got = out["short"][ids, 0]
-        assert sorted(got) == sorted(ids) and (got != ids).mean() > 0.9  # same split's rows
-    again = shuffled_within_splits({"short": rows}, splits)
+        assert sorted(got) == sorted(ids)  # the same split's rows
+        assert (got != ids).all()  # nobody keeps their own intents
+    again = shuffled_within_splits({"short": rows}, splits, seed=3)
     assert np.array_equal(again["short"], out["short"])
+    other = shuffled_within_splits({"short": rows}, splits, seed=4)
+    assert not np.array_equal(other["short"], out["short"])  # drawn per run seed
+
+
+def test_derangement_needs_two_samples():
+    rng = np.random.default_rng(0)
+    assert sorted(derangement(2, rng)) == [0, 1] and derangement(2, rng).tolist() == [1, 0]
+    with pytest.raises(ValueError, match="another sample"):
+        derangement(1, rng)
+
+
+def test_random_control_matches_norms_and_is_drawn_per_seed():
+    rng = np.random.default_rng(0)
+    real = {"short": rng.normal(size=(500, 6)).astype(np.float32) * 3,
+            "long": rng.normal(size=(500, 6)).astype(np.float32)}
+    out = random_intents(real, seed=1)
+    for view in real:
+        assert out[view].dtype == np.float32 and out[view].shape == real[view].shape
+        np.testing.assert_allclose(np.linalg.norm(out[view], axis=1),
+                                   np.linalg.norm(real[view], axis=1), rtol=1e-5)
+        cos = (out[view] * real[view]).sum(1) / np.linalg.norm(real[view], axis=1) ** 2
+        assert abs(cos.mean()) < 0.05  # no information about the real direction
+    assert np.array_equal(random_intents(real, seed=1)["short"], out["short"])
+    assert not np.array_equal(random_intents(real, seed=2)["short"], out["short"])
+    assert not np.array_equal(out["short"], out["long"])
 
 
 def test_controls_train_and_record_their_source(data, intent_files, tmp_path):
@@ -628,3 +655,14 @@ def test_controls_train_and_record_their_source(data, intent_files, tmp_path):
                      intents=views)
     assert shuffled["config"]["intents"]["shuffled"] is True
     assert shuffled["test"]["P@5"] < 0.3
+
+
+def test_random_control_trains_on_the_llm_intents_norms(data, intent_files, tmp_path):
+    views = {v: intent_files[v] for v in ("short", "long")}
+    run = train(data, tmp_path / "random", run=llm_settings("wo_sbr-random"), intents=views)
+    assert run["config"]["intents"] == {"llm": "toy", "encoder": "toy", "r": 5,
+                                        "source": "random", "shuffled": False,
+                                        "views": ["short", "long"]}
+    # random directions carry no per-session signal (the real short view encodes the target)
+    real = train(data, tmp_path / "real", run=llm_settings("wo_sbr"), intents=views)
+    assert run["test"]["P@5"] < 0.3 < real["test"]["P@5"]

@@ -21,11 +21,13 @@ from llm4sbr_core.variants import (
 VALID = ["base", "textinit", "llm4sbr", "wo_au", "wo_long", "wo_short", "normal", "wo_sbr",
          "llm4sbr-r0", "llm4sbr-r12", "wo_long-tau1", "llm4sbr-tau0.05", "llm4sbr-r3-tau0.5",
          "llm4sbr-items", "wo_short-items-tau1", "llm4sbr-shuffled", "llm4sbr-r1-tau2-shuffled",
-         "normal-items-shuffled"]
+         "normal-items-shuffled", "wo_u", "wo_a", "llm4sbr-random", "wo_au-random-shuffled",
+         "wo_u-tau0.5", "llm4sbr-random-tau1"]
 INVALID = ["", "llm4sbr2", "base-r1", "textinit-tau1", "llm4sbr-r01", "llm4sbr-tau",
            "llm4sbr-tau0.5-r3", "llm4sbr-r-1", "LLM4SBR", "llm4sbr-tau.5", "llm4sbr-r3 ",
            "llm4sbr-items-r3", "llm4sbr-r3-items", "llm4sbr-shuffled-tau1", "base-shuffled",
-           "textinit-items", "llm4sbr-item"]
+           "textinit-items", "llm4sbr-item", "llm4sbr-items-random", "llm4sbr-r3-random",
+           "llm4sbr-random-r3", "base-random", "wo_ua"]
 
 
 @pytest.mark.parametrize("name", VALID + INVALID)
@@ -51,6 +53,11 @@ def test_parsed_fields():
     assert (items.source, items.shuffled, items.uses_item_text, items.reads_llm_intents) == (
         "items", True, True, False)
     assert parse_variant("llm4sbr-r1-shuffled").reads_llm_intents
+    random = parse_variant("llm4sbr-random")  # reads the LLM intents for their norms
+    assert (random.source, random.reads_llm_intents, random.uses_item_text) == (
+        "random", True, False)
+    assert parse_variant("wo_u").mode == "wo_u" and parse_variant("wo_a").views == (
+        "short", "long")
 
 
 def test_kind_views_match_the_wrapper():

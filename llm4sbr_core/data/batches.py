@@ -51,6 +51,9 @@ class SampleTensors:
     lengths: torch.Tensor  # long [S]
     targets: torch.Tensor  # long [S]
     sample_ids: torch.Tensor  # long [S]
+    #: long [S], the session each sample is a prefix of (None when not known): samples
+    #: of one session are not independent, so tests cluster them
+    session_ids: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -71,7 +74,9 @@ class SampleTensors:
 
 def load_samples(path: str | Path, max_len: int | None = None) -> SampleTensors:
     """Read a samples parquet into padded tensors, keeping the last ``max_len`` clicks."""
-    table = pq.read_table(path, columns=["sample_id", "items", "target"])
+    columns = ["sample_id", "items", "target"]
+    has_sessions = "session_id" in pq.read_schema(path).names
+    table = pq.read_table(path, columns=columns + ["session_id"] * has_sessions)
     lengths = pc.list_value_length(table["items"]).to_numpy().astype(np.int64)
     flat = pc.list_flatten(table["items"]).to_numpy().astype(np.int64)
     if len(lengths) == 0:
@@ -86,6 +91,9 @@ def load_samples(path: str | Path, max_len: int | None = None) -> SampleTensors:
     cols = np.arange(keep.sum()) - np.repeat(np.cumsum(keep) - keep, keep)
     src = np.repeat(starts + lengths - keep, keep) + cols  # the last `keep` clicks
     items[rows, cols] = flat[src]
+    sessions = (torch.from_numpy(table["session_id"].to_numpy().astype(np.int64))
+                if has_sessions else None)
     return SampleTensors(torch.from_numpy(items), torch.from_numpy(keep),
                          torch.from_numpy(table["target"].to_numpy().astype(np.int64)),
-                         torch.from_numpy(table["sample_id"].to_numpy().astype(np.int64)))
+                         torch.from_numpy(table["sample_id"].to_numpy().astype(np.int64)),
+                         sessions)

@@ -55,6 +55,10 @@ Variants (``mode``), each removing exactly one thing:
 * ``wo_au``    — no alignment/uniformity term: :meth:`LLM4SBR.auxiliary_loss` returns
   ``None`` (the trainer then adds nothing: ``loss if aux is None else loss + aux``), or
   the backbone's own auxiliary loss if it has one. The fusion is unchanged.
+* ``wo_u``     — alignment only: τ Σ_views L_a (no uniformity term); fusion unchanged.
+* ``wo_a``     — uniformity only: τ Σ_views L_u (no alignment term); fusion unchanged.
+  With ``wo_au`` these two split the term's effect from the wrapper's architecture
+  (the extra readout, gates and fusion the wrapper adds to every backbone).
 * ``wo_long``  — short view only (paper "w/o Long"): the long intents are never stored
   nor read; Q1 does not exist and h_global enters the fusion ungated:
   h_sess = W [h_local · α_st ; h_global];  L = CE + τ (L_a + L_u)_short.
@@ -108,6 +112,8 @@ __all__ = ["MODES", "MODE_VIEWS", "LLM4SBR", "IntentEncoded", "align_uniform", "
 MODE_VIEWS: dict[str, tuple[str, ...]] = {
     "full": ("short", "long"),
     "wo_au": ("short", "long"),
+    "wo_u": ("short", "long"),
+    "wo_a": ("short", "long"),
     "wo_long": ("short",),
     "wo_short": ("long",),
     "normal": ("normal",),
@@ -297,6 +303,14 @@ class LLM4SBR(Backbone):
             return enc.h_combined
         return enc.h_local if view == "short" else enc.h_global
 
+    def _au_term(self, intent: torch.Tensor, session: torch.Tensor) -> torch.Tensor:
+        """L_a + L_u of one view, or the one half ``wo_u`` / ``wo_a`` keep."""
+        if self.mode == "wo_u":
+            return alignment(intent, session)
+        if self.mode == "wo_a":
+            return 0.5 * (uniformity(intent) + uniformity(session))
+        return align_uniform(intent, session)
+
     def auxiliary_loss(self, batch: SessionBatch, enc: IntentEncoded) -> torch.Tensor | None:
         """τ Σ_views (L_a + L_u) (eqs. 8–9, 15) plus the backbone's own auxiliary loss.
 
@@ -311,7 +325,7 @@ class LLM4SBR(Backbone):
                 if aux is not None:
                     terms.append(aux)
         if self.mode not in ("wo_au", "wo_sbr"):
-            au = sum(align_uniform(enc.intents[v], self.session_vector(v, enc))
+            au = sum(self._au_term(enc.intents[v], self.session_vector(v, enc))
                      for v in self.views)
             terms.append(self.tau * au)
         return sum(terms[1:], terms[0]) if terms else None

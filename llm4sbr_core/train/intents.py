@@ -3,7 +3,11 @@
 * LLM intents: the localized answer embeddings of the intent stage (.npy files,
   memory-mapped, checked for shape and finite values);
 * ``-items`` control: "intents" made from the session's own item texts, no LLM;
-* ``-shuffled`` control: every sample reads the intent rows of another sample of its split.
+* ``-random`` control: random Gaussian directions with the norms of the LLM intents;
+* ``-shuffled`` control: every sample reads the intent rows of another sample of its split
+  (a derangement: none keeps its own).
+
+The controls' random draws depend on the run seed, so seeds measure their variability too.
 """
 
 from __future__ import annotations
@@ -65,23 +69,53 @@ def item_text_intents(samples: Sequence[SampleTensors], item_vectors: np.ndarray
     return out
 
 
+def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly drawn permutation of 0..n-1 without fixed points (rejection sampling:
+    about e ≈ 2.7 draws on average)."""
+    if n < 2:
+        raise InvalidInputError(f"cannot give each of {n} sample(s) another sample's intents")
+    index = np.arange(n)
+    while True:
+        order = rng.permutation(n)
+        if not (order == index).any():
+            return order
+
+
 def shuffled_within_splits(intents: Mapping[str, np.ndarray], splits: Sequence[SampleTensors],
                            seed: int = 0) -> dict[str, np.ndarray]:
-    """The ``-shuffled`` control: every sample gets the intent rows of another sample of
-    its split (one fixed permutation per split, the same for every view and run seed)."""
-    rng = np.random.default_rng(seed)
+    """The ``-shuffled`` control: every sample gets the intent rows of ANOTHER sample of
+    its split (one derangement per split and ``seed``, the same for every view)."""
+    rng = np.random.default_rng([seed, 0x5EED])
     order = np.arange(sum(len(s) for s in splits))
     for split in splits:
         ids = split.sample_ids.numpy()
-        order[ids] = ids[rng.permutation(len(ids))]
+        order[ids] = ids[derangement(len(ids), rng)]
     return {view: np.asarray(array)[order] for view, array in intents.items()}
+
+
+def random_intents(intents: Mapping[str, np.ndarray], seed: int,
+                   chunk: int = 65536) -> dict[str, np.ndarray]:
+    """The ``-random`` control: per view and sample a Gaussian direction scaled to the norm
+    of that sample's real intent vector, float32, drawn from ``seed`` (and the view)."""
+    out = {}
+    for i, (view, array) in enumerate(sorted(intents.items())):
+        rng = np.random.default_rng([seed, i, 0x4A4D])
+        vectors = np.empty(array.shape, dtype=np.float32)
+        for start in range(0, array.shape[0], chunk):
+            real = np.asarray(array[start:start + chunk], dtype=np.float64)
+            draw = rng.standard_normal(real.shape)
+            scale = np.linalg.norm(real, axis=1) / np.linalg.norm(draw, axis=1)
+            vectors[start:start + chunk] = draw * scale[:, None]
+        out[view] = vectors
+    return out
 
 
 def run_intents(variant: Variant, splits: Sequence[SampleTensors],
                 intent_paths: Mapping[str, str | Path] | None,
-                item_vectors: np.ndarray | None) -> dict[str, np.ndarray]:
+                item_vectors: np.ndarray | None, seed: int = 0) -> dict[str, np.ndarray]:
     """view → intent array for every view ``variant`` reads (empty for variants without
-    views); ``splits`` are all the dataset's samples (train, valid, test)."""
+    views); ``splits`` are all the dataset's samples (train, valid, test); ``seed`` (the
+    run seed) draws the ``-random`` and ``-shuffled`` controls."""
     n_samples = sum(len(s) for s in splits)
     if intent_paths:
         ids = torch.cat([s.sample_ids for s in splits])
@@ -95,6 +129,8 @@ def run_intents(variant: Variant, splits: Sequence[SampleTensors],
         intents = item_text_intents(splits, item_vectors, variant.views)
     else:
         intents = load_intents(intent_paths or {}, n_samples)
+        if variant.source == "random":
+            intents = random_intents(intents, seed)
     if variant.shuffled:
-        intents = shuffled_within_splits(intents, splits)
+        intents = shuffled_within_splits(intents, splits, seed)
     return intents

@@ -5,8 +5,8 @@ A run folder (``layout.RUN_DIR``) holds
     metrics.json   {"valid": {metric: value}, "test": {...}, "best_epoch", "epochs",
                     "seconds_per_epoch", "config": the run's settings, "data", "history",
                     "runtime": {...}}; metric values are fractions in [0, 1]
-    ranks.parquet  sample_id, rank (int64): the 1-based rank of each TEST target among
-                   all items, in sample order
+    ranks.parquet  sample_id, session_id (when the samples carry it), rank (int64): the
+                   1-based rank of each TEST target among all items, in sample order
     model.pt       the tested weights and the trainer's state (trained models only)
 
 written atomically together: a killed job never leaves one of them looking complete.
@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from ..data.batches import SampleTensors
 from ..errors import InvalidInputError
 from ..io import AtomicFiles
 from ..layout import METRICS_FILE, MODEL_FILE, RANKS_FILE
@@ -83,9 +84,11 @@ def peak_memory_mb(device: torch.device) -> dict[str, float]:
 
 
 def write_run_outputs(outputs: RunOutputs, metrics: Mapping[str, Any], sample_ids: np.ndarray,
-                      ranks: np.ndarray, model_state: Mapping[str, Any] | None = None) -> None:
+                      ranks: np.ndarray, model_state: Mapping[str, Any] | None = None,
+                      session_ids: np.ndarray | None = None) -> None:
     """Write metrics.json, ranks.parquet and (when ``outputs.model`` is set) model.pt
-    atomically; ``ranks[i]`` is the test rank of sample ``sample_ids[i]``."""
+    atomically; ``ranks[i]`` is the test rank of sample ``sample_ids[i]``, a prefix of
+    session ``session_ids[i]``."""
     if (outputs.model is None) != (model_state is None):
         raise InvalidInputError("a model file needs a model state and vice versa")
     for path in (outputs.metrics, outputs.ranks, outputs.model):
@@ -93,8 +96,15 @@ def write_run_outputs(outputs: RunOutputs, metrics: Mapping[str, Any], sample_id
             path.parent.mkdir(parents=True, exist_ok=True)
     with AtomicFiles() as files:
         files.write_json(outputs.metrics, metrics)
-        files.write_parquet(outputs.ranks, pa.table({
-            "sample_id": pa.array(np.asarray(sample_ids), pa.int64()),
-            "rank": pa.array(np.asarray(ranks).astype(np.int64), pa.int64())}))
+        columns = {"sample_id": pa.array(np.asarray(sample_ids), pa.int64())}
+        if session_ids is not None:
+            columns["session_id"] = pa.array(np.asarray(session_ids), pa.int64())
+        columns["rank"] = pa.array(np.asarray(ranks).astype(np.int64), pa.int64())
+        files.write_parquet(outputs.ranks, pa.table(columns))
         if outputs.model is not None:
             torch.save(dict(model_state), files.temp_path(outputs.model))
+
+
+def session_ids_of(samples: SampleTensors) -> np.ndarray | None:
+    """The samples' session ids as an array, or None when they do not carry them."""
+    return None if samples.session_ids is None else samples.session_ids.numpy()

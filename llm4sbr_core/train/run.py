@@ -33,7 +33,13 @@ from ..models import Backbone, get_backbone
 from ..models.build import build_model, build_training_graph
 from .checkpoint import seed_everything
 from .intents import run_intents
-from .outputs import RunOutputs, environment, peak_memory_mb, write_run_outputs
+from .outputs import (
+    RunOutputs,
+    environment,
+    peak_memory_mb,
+    session_ids_of,
+    write_run_outputs,
+)
 from .settings import RunSettings
 from .trainer import Trainer, fingerprint
 
@@ -162,7 +168,7 @@ def run_training(settings: RunSettings, inputs: RunInputs, outputs: RunOutputs, 
     variant = settings.variant
     vectors = (np.load(inputs.item_vectors, mmap_mode="r")
                if inputs.item_vectors is not None else None)
-    intents = run_intents(variant, [train, valid, test], inputs.intents, vectors)
+    intents = run_intents(variant, [train, valid, test], inputs.intents, vectors, settings.seed)
 
     seed_everything(settings.seed)
     model = build_model(cls, variant, n_items, settings.dim, settings.backbone_params, graph,
@@ -208,7 +214,7 @@ def run_training(settings: RunSettings, inputs: RunInputs, outputs: RunOutputs, 
     final = trainer.state_dict()
     final["model"] = final.pop("best_model")  # model.pt: the weights that were tested
     write_run_outputs(outputs, metrics, test.sample_ids.numpy(), ranks,
-                      final if outputs.model is not None else None)
+                      final if outputs.model is not None else None, session_ids_of(test))
     checkpoint.unlink(missing_ok=True)
     t = metrics["test"]
     log.info("test (best epoch %d of %d): P@20 %.4f MRR@20 %.4f NDCG@20 %.4f | %.1f s/epoch, "
