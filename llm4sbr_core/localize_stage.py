@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
 from .errors import LocalizationError
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 
 def grounding_stats(ids: np.ndarray, sessions: Sequence[Sequence[int]],
                     targets: np.ndarray, scores: np.ndarray | None = None,
-                    splits: np.ndarray | Sequence[str] | None = None) -> dict[str, Any]:
+                    splits: np.ndarray | Sequence[str] | None = None,
+                    answered: np.ndarray | None = None) -> dict[str, Any]:
     """How well the localized items are grounded, for reports.
 
     Args:
@@ -40,12 +42,18 @@ def grounding_stats(ids: np.ndarray, sessions: Sequence[Sequence[int]],
         targets: int [n] the samples' next (target) items.
         scores: optional float [n, r] similarities, for ``mean_top1_similarity``.
         splits: optional [n] split names; adds ``by_split`` = {split: same stats}.
+        answered: optional bool [n], False for samples whose LLM answer is empty (no text,
+            a zero answer vector: :func:`empty_answers`). Their "localized" items are
+            placeholders (the first r candidates, similarity 0), so they are left out of
+            every share and mean; None = every sample was answered.
 
     Returns:
-        ``samples``, ``r``; ``top1_in_session`` = share of samples whose top-1 localized
-        item is one of its input clicks; ``hit_at_r`` = share whose top-r holds the target
-        (HR@r of the LLM alone); ``mean_top1_similarity``. Shares are None for no samples,
-        the top-1 values None for r = 0 (and the similarity without ``scores``).
+        ``samples`` (all samples), ``answered`` and ``empty_answers`` (their counts),
+        ``empty_share`` (empty_answers / samples), ``r``; over the answered samples only:
+        ``top1_in_session`` = share whose top-1 localized item is one of its input clicks,
+        ``hit_at_r`` = share whose top-r holds the target (HR@r of the LLM alone),
+        ``mean_top1_similarity``. Shares are None without answered samples, the top-1
+        values None for r = 0 (and the similarity without ``scores``).
     """
     ids = np.asarray(ids)
     targets = np.asarray(targets)
@@ -59,6 +67,12 @@ def grounding_stats(ids: np.ndarray, sessions: Sequence[Sequence[int]],
         scores = np.asarray(scores)
         if scores.shape != ids.shape:
             raise LocalizationError(f"scores {scores.shape} and ids {ids.shape} differ")
+    if answered is None:
+        answered = np.ones(n, dtype=bool)
+    answered = np.asarray(answered)
+    if answered.dtype != np.bool_ or answered.shape != (n,):
+        raise LocalizationError(f"answered must be a boolean mask of shape ({n},), got "
+                                f"dtype {answered.dtype} and shape {answered.shape}")
     in_session = np.zeros(n, dtype=bool)
     if r > 0 and n > 0:
         lengths = np.fromiter((len(s) for s in sessions), dtype=np.int64, count=n)
@@ -68,11 +82,15 @@ def grounding_stats(ids: np.ndarray, sessions: Sequence[Sequence[int]],
             in_session[owner[flat == ids[owner, 0]]] = True
     hit = (ids == targets[:, None]).any(axis=1) if r > 0 else np.zeros(n, dtype=bool)
 
-    def stats(mask: np.ndarray) -> dict[str, Any]:
-        m = int(mask.sum())
+    def stats(group: np.ndarray) -> dict[str, Any]:
+        mask = group & answered
+        total, m = int(group.sum()), int(mask.sum())
         top1 = m > 0 and r > 0
         return {
-            "samples": m,
+            "samples": total,
+            "answered": m,
+            "empty_answers": total - m,
+            "empty_share": (total - m) / total if total > 0 else None,
             "r": r,
             "top1_in_session": float(in_session[mask].mean()) if top1 else None,
             "hit_at_r": float(hit[mask].mean()) if m > 0 else None,
@@ -88,6 +106,45 @@ def grounding_stats(ids: np.ndarray, sessions: Sequence[Sequence[int]],
         names = list(dict.fromkeys(split_arr.tolist()))
         result["by_split"] = {str(s): stats(split_arr == s) for s in names}
     return result
+
+
+# --- inputs ----------------------------------------------------------------------------
+
+#: Answer flags (:mod:`llm4sbr_core.llm.clean`) of answers that carry no item name.
+NO_TEXT_FLAGS: tuple[str, ...] = ("empty", "echo")
+
+
+def empty_answers(answer_vectors: np.ndarray, answers: pd.DataFrame | None = None
+                  ) -> np.ndarray:
+    """bool [n]: samples whose LLM answer is empty — a zero answer vector (the encoder
+    gives every empty text one), or, when the answer table is given (rows in sample_id
+    order), a blank ``answer`` or a flag in :data:`NO_TEXT_FLAGS`."""
+    empty = ~np.asarray(answer_vectors).any(axis=1)
+    if answers is not None:
+        if len(answers) != len(empty):
+            raise LocalizationError(f"the answer table has {len(answers)} rows but there are "
+                                    f"{len(empty)} answer vectors")
+        if "answer" in answers:
+            empty |= answers["answer"].fillna("").astype(str).str.strip().eq("").to_numpy()
+        if "flag" in answers:
+            empty |= answers["flag"].isin(NO_TEXT_FLAGS).to_numpy()
+    return empty
+
+
+def localization_candidates(items: pd.DataFrame) -> np.ndarray:
+    """bool [N+1] by item id: the items an answer may be localized onto — those with a
+    real text. ``has_text`` (written by the data stage; False for items shown under the
+    placeholder "item <raw id>") decides where the table has it; a table without the
+    column (built before it existed) counts every item with a non-blank text. Row 0
+    (padding) is never a candidate."""
+    ids = items["item_id"].to_numpy()
+    real = items["text"].fillna("").astype(str).str.strip().ne("").to_numpy()
+    if "has_text" in items:
+        real = real & items["has_text"].fillna(False).astype(bool).to_numpy()
+    candidates = np.zeros(int(ids.max()) + 1 if len(ids) else 1, dtype=bool)
+    candidates[ids] = real
+    candidates[0] = False
+    return candidates
 
 
 # --- output ----------------------------------------------------------------------------
@@ -144,7 +201,7 @@ def localize_files(samples: Mapping[str, PathLike], item_table: PathLike,
     Args:
         samples: split name → that split's samples parquet (``sample_id``, ``items``,
             ``target``); the answers are in ``sample_id`` order over all of them.
-        item_table: the items parquet (``item_id``, ``text``).
+        item_table: the items parquet (``item_id``, ``text``, ``has_text`` if present).
         item_vectors: the item text embeddings (.npy, row = item id, row 0 padding).
         answer_vectors: the answer embeddings (.npy, one row per sample).
         answers_table: the LLM answers parquet (``answer``, ``flag``), for the examples;
@@ -155,17 +212,25 @@ def localize_files(samples: Mapping[str, PathLike], item_table: PathLike,
         threads: torch's thread count, if given.
         examples: test answers shown in the grounding file.
 
-    Candidates are the items with a text (an item without text has a zero vector and
-    could only match by accident). The grounding file holds :func:`grounding_stats` over
-    all samples and per split, and the first ``examples`` test answers with their
-    localized items (the paper's Fig. 4).
+    Candidates are the items with a real text (:func:`localization_candidates`): an item
+    without a title is shown in prompts as "item <raw id>", and an answer must not be
+    grounded in that placeholder. Empty answers (:func:`empty_answers`) get a zero answer
+    vector and hence a zero intent (Σ of similarity 0 × item vectors; for r = 0 the zero
+    answer vector itself): an intent without information, never one localized from a
+    meaningless embedding. Their top-r rows are placeholders (the first r candidates,
+    similarity 0). The grounding file holds :func:`grounding_stats` over all samples and
+    per split — shares and means over the answered samples, the empty answers counted
+    apart (``empty_answers``, ``empty_share``; ``zero_answers`` is the same count) — and
+    the first ``examples`` test answers with their localized items (the paper's Fig. 4).
     """
     if not samples:
         raise LocalizationError("no samples files given (split name → samples parquet)")
     if threads:
         torch.set_num_threads(threads)
     started = time.perf_counter()
-    items = pd.read_parquet(item_table, columns=["item_id", "text"])
+    columns = [c for c in ("item_id", "text", "has_text")
+               if c in pq.read_schema(item_table).names]
+    items = pd.read_parquet(item_table, columns=columns)
     frame = pd.concat([pd.read_parquet(path).assign(split=split)
                        for split, path in samples.items()], ignore_index=True)
     frame = frame.sort_values("sample_id", kind="stable").reset_index(drop=True)
@@ -175,22 +240,32 @@ def localize_files(samples: Mapping[str, PathLike], item_table: PathLike,
     if item_matrix.shape[0] != len(items) + 1:
         raise LocalizationError(f"{item_matrix.shape[0]} rows, but {item_table} has "
                                 f"{len(items)} items (+ padding)", item_vectors)
-    candidates = np.zeros(len(items) + 1, dtype=bool)
-    candidates[items["item_id"].to_numpy()] = items["text"].str.strip().ne("").to_numpy()
+    candidates = localization_candidates(items)
+    answers = None
+    if answers_table is not None:
+        answers = pd.read_parquet(answers_table, columns=["answer", "flag"])
+        if len(answers) != len(frame):
+            raise LocalizationError(f"{len(answers)} answers but {len(frame)} samples",
+                                    answers_table)
+    empty = empty_answers(answer_matrix, answers)
+    if (empty & answer_matrix.any(axis=1)).any():  # flagged empty, yet a non-zero vector
+        answer_matrix = np.where(empty[:, None], np.float32(0), answer_matrix)
     h_infer, ids, scores = localize_intents(
         answer_matrix, np.asarray(item_matrix), r, backend=backend, candidates=candidates,
         batch_size=batch_size, answers_path=answer_vectors, items_path=item_vectors)
     seconds = time.perf_counter() - started
     grounding: dict[str, Any] = {"r": r, "backend": backend, "seconds": round(seconds, 3),
                                  "answers_per_second": round(len(frame) / seconds, 1),
-                                 "zero_answers": int((~answer_matrix.any(axis=1)).sum())}
+                                 "candidates": int(candidates.sum()),
+                                 "zero_answers": int(empty.sum()),
+                                 "empty_answers": int(empty.sum())}
     if r > 0:
         grounding.update(grounding_stats(ids, frame["items"].tolist(),
                                          frame["target"].to_numpy(), scores,
-                                         splits=frame["split"].to_numpy()))
-        if answers_table is not None:
-            grounding["examples"] = _examples(pd.read_parquet(answers_table), frame, items,
-                                              ids, scores, examples)
+                                         splits=frame["split"].to_numpy(), answered=~empty))
+        if answers is not None:
+            grounding["examples"] = _examples(answers, frame, items, ids, scores, examples,
+                                              ~empty)
     write_localized(intents_path, topr_path, h_infer, ids, scores,
                     frame["sample_id"].to_numpy())
     with AtomicFiles() as files:
@@ -201,11 +276,12 @@ def localize_files(samples: Mapping[str, PathLike], item_table: PathLike,
 
 
 def _examples(answers: Any, samples: Any, items: Any, ids: np.ndarray, scores: np.ndarray,
-              n: int) -> list[dict[str, Any]]:
+              n: int, answered: np.ndarray) -> list[dict[str, Any]]:
     """The first n usable test answers: session, answer, localized items, target."""
     text = dict(zip(items["item_id"], items["text"], strict=True))
     rows = [i for i in range(len(samples))
-            if samples["split"].iat[i] == "test" and answers["flag"].iat[i] == "ok"][:n]
+            if samples["split"].iat[i] == "test" and answers["flag"].iat[i] == "ok"
+            and answered[i]][:n]
     return [{"sample_id": int(samples["sample_id"].iat[i]),
              "session": [text[int(x)] for x in samples["items"].iat[i]][-5:],
              "answer": answers["answer"].iat[i],

@@ -21,6 +21,17 @@ def test_default_config_is_valid_and_gets_defaults():
     assert config["dataset_settings"]["ml-1m"]["encoding"] == "latin-1"  # format default
 
 
+def test_paper_overlay_is_valid_and_sets_the_papers_prompts():
+    config = load_config(REPO / "config.yaml", REPO / "configs" / "paper.yaml")
+    assert config["datasets"] == ["beauty", "ml-1m"]
+    assert config["prompts"]["qualifiers"] == {"short": " in the short-term",
+                                               "long": " in the long-term", "normal": ""}
+    assert config["prompts"]["template"].startswith(
+        "The order in which users click on items is as follows:\n{items}\n")
+    defaults = validate_config(default_config())["prompts"]
+    assert defaults["qualifiers"] != config["prompts"]["qualifiers"]  # defaults untouched
+
+
 def test_shared_data_overlay_is_valid():
     config = load_config(REPO / "config.yaml", REPO / "configs" / "shared-data.yaml")
     assert config["dataset_settings"]["beauty"]["format"] == "csv"

@@ -1,15 +1,38 @@
-"""The paper's dataset statistics, rebuilt from the real files (../shared/data)."""
+"""The paper's dataset statistics, rebuilt from the real files (../shared/data); the item
+table's text flags on a fixture."""
 
 import numpy as np
+import pandas as pd
 import pyarrow.compute as pc
 import pytest
 
-from conftest import REPO, shared_data
+from conftest import FIXTURE_SETTINGS, REPO, make_settings, shared_data
 from llm4sbr_core.config import dataset_settings, load_config
-from llm4sbr_core.data.build import prepare_dataset
+from llm4sbr_core.data.build import DataOutputs, build_dataset, prepare_dataset
 from llm4sbr_core.errors import ConfigError
 
-pytestmark = pytest.mark.integration
+integration = pytest.mark.integration
+
+
+def test_items_without_a_title_keep_the_placeholder_and_say_so(fixture_dir, tmp_path):
+    """An item with an empty title (X3) or no row in the item file (X2 below) is shown as
+    "item <raw id>" but has has_text False, so localization can leave it out."""
+    folder = fixture_dir("csv")
+    settings = make_settings(FIXTURE_SETTINGS["csv"], filter={"min_item_count": 1})
+    _, items, stats = prepare_dataset(settings, folder.parent, "csv")
+    by_raw = items.set_index("raw_id")
+    assert by_raw.loc["X3", "text"] == "item X3" and not by_raw.loc["X3", "has_text"]
+    assert by_raw.loc["X1", "text"] == "Shampoo, 250 ml" and by_raw.loc["X1", "has_text"]
+    assert int((~items["has_text"]).sum()) == stats["items_without_text"] == 1
+    (folder / "items.csv").write_text("item_id,title\nX1,Shampoo\nX3,Mask\n")
+    outputs = DataOutputs.in_dir(tmp_path / "data")
+    outputs.items.parent.mkdir()
+    build_dataset(settings, folder.parent, outputs, "csv")
+    written = pd.read_parquet(outputs.items)
+    assert written["has_text"].dtype == bool
+    assert dict(zip(written["raw_id"], written["has_text"], strict=True)) == {
+        "X1": True, "X2": False, "X3": True}
+    assert dict(zip(written["raw_id"], written["text"], strict=True))["X2"] == "item X2"
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +58,7 @@ def check_samples(tables, items, stats):
     assert int(items["count"].sum()) == stats["clicks"]
 
 
+@integration
 def test_beauty_reproduces_table2(config):
     tables, items, stats = build(config, "beauty")
     assert stats["train_samples"] + stats["valid_samples"] == 158_139
@@ -49,6 +73,7 @@ def test_beauty_reproduces_table2(config):
     assert [len(x) for x in train["items"]] == [1, 2, 3]
 
 
+@integration
 def test_ml1m_partial_gives_26266_sessions(config):
     tables, items, stats = build(config, "ml-1m")
     assert stats["sessions"] == 26_266
@@ -61,6 +86,7 @@ def test_ml1m_partial_gives_26266_sessions(config):
     check_samples(tables, items, stats)
 
 
+@integration
 def test_ml100k_gives_6107_sessions(config):
     tables, items, stats = build(config, "ml-100k")
     assert stats["sessions"] == 6_107
@@ -68,6 +94,7 @@ def test_ml100k_gives_6107_sessions(config):
     check_samples(tables, items, stats)
 
 
+@integration
 def test_subsample_is_seeded_and_keeps_whole_sessions(config):
     tables, items, stats = build(config, "ml-100k-quick")
     assert (stats["sessions"], stats["sessions_before_subsample"]) == (1200, 6107)
@@ -91,6 +118,7 @@ def test_subsample_is_seeded_and_keeps_whole_sessions(config):
         prepare_dataset(dict(other, subsample={"sessions": 7000}), config["raw_dir"], "q")
 
 
+@integration
 def test_beauty_through_the_amazon_reader(config, tmp_path):
     """The Beauty copy rewritten in the official Amazon 2014 formats (reviews as JSON lines
     in user order, metadata as Python-literal dicts plus products nobody reviewed) gives

@@ -286,7 +286,8 @@ def test_grounding_stats():
     assert stats["mean_top1_similarity"] == pytest.approx((0.9 + 0.7 + 0.5 + 0.3) / 4)
     assert list(stats["by_split"]) == ["valid", "test"]
     valid, test = stats["by_split"]["valid"], stats["by_split"]["test"]
-    assert valid == {"samples": 2, "r": 2, "top1_in_session": 0.5, "hit_at_r": 1.0,
+    assert valid == {"samples": 2, "answered": 2, "empty_answers": 0, "empty_share": 0.0,
+                     "r": 2, "top1_in_session": 0.5, "hit_at_r": 1.0,
                      "mean_top1_similarity": pytest.approx(0.6)}
     assert test["top1_in_session"] == 0.5 and test["hit_at_r"] == 0.5
     assert test["mean_top1_similarity"] == pytest.approx(0.6)
@@ -296,6 +297,32 @@ def test_grounding_stats():
     assert empty_r["hit_at_r"] == 0.0 and empty_r["top1_in_session"] is None
     with pytest.raises(LocalizationError, match="sessions"):
         grounding_stats(ids, sessions[:3], targets)
+
+
+def test_grounding_stats_count_answered_samples_only():
+    """An empty answer's "localized" items are placeholders (the first r candidates,
+    similarity 0): they must not count as grounded, as a hit or as a similarity."""
+    ids = np.array([[3, 9], [1, 2], [5, 1], [1, 2]])
+    scores = np.array([[0.9, 0.5], [0.0, 0.0], [0.5, 0.4], [0.0, 0.0]], dtype=np.float32)
+    sessions = [[1, 3], [1], [5, 6, 7], [2]]
+    targets = np.array([9, 2, 8, 1])  # the empty answers' placeholders "hit" their targets
+    answered = np.array([True, False, True, False])
+    stats = grounding_stats(ids, sessions, targets, scores=scores,
+                            splits=["test", "test", "train", "train"], answered=answered)
+    assert (stats["samples"], stats["answered"], stats["empty_answers"]) == (4, 2, 2)
+    assert stats["empty_share"] == 0.5
+    assert stats["top1_in_session"] == 1.0  # not 0.75: sample 1's item 1 is a placeholder
+    assert stats["hit_at_r"] == 0.5  # not 0.75
+    assert stats["mean_top1_similarity"] == pytest.approx((0.9 + 0.5) / 2)
+    test, train = stats["by_split"]["test"], stats["by_split"]["train"]
+    assert (test["samples"], test["answered"], test["empty_answers"]) == (2, 1, 1)
+    assert test["hit_at_r"] == 1.0 and train["hit_at_r"] == 0.0
+    none = grounding_stats(ids, sessions, targets, scores=scores, answered=np.zeros(4, bool))
+    assert none["answered"] == 0 and none["empty_share"] == 1.0
+    assert none["hit_at_r"] is None and none["top1_in_session"] is None
+    assert none["mean_top1_similarity"] is None
+    with pytest.raises(LocalizationError, match="answered must be a boolean mask"):
+        grounding_stats(ids, sessions, targets, answered=np.ones(3, bool))
 
 
 def test_write_localized_round_trip(tmp_path: Path):
@@ -395,7 +422,11 @@ def test_localize_files_reads_the_declared_paths(tmp_path: Path):
     assert json.loads((out / "short.grounding.json").read_text()) == json.loads(
         json.dumps(grounding, default=float))
     assert grounding["r"] == 2 and grounding["zero_answers"] == 1
-    assert grounding["samples"] == 5
+    assert (grounding["samples"], grounding["answered"], grounding["empty_answers"]) == (5, 4, 1)
+    assert grounding["empty_share"] == pytest.approx(0.2)
+    assert grounding["mean_top1_similarity"] == pytest.approx(
+        np.delete(scores[:, 0], 2).astype(np.float64).mean())
+    assert not np.load(out / "short.npy")[2].any()  # the empty answer's intent is zero
     assert {k: v["samples"] for k, v in grounding["by_split"].items()} == {
         "train": 2, "valid": 1, "test": 2}
     # test samples 3 and 4 (sample_id order); their answers are flagged ok
@@ -422,3 +453,56 @@ def test_localize_files_errors_name_the_file(tmp_path: Path):
         localize_files(**{**inputs, "samples": {}}, r=2, backend="numpy", batch_size=8,
                        **outputs)
     assert not any(p.exists() for p in outputs.values())
+
+
+def test_flagged_empty_answer_gets_a_zero_intent_and_is_not_counted(tmp_path: Path):
+    """An answer flagged empty/echo (no item name) whose vector is not zero — an encoder
+    that embeds the empty string — is localized as a zero intent, never from that
+    meaningless vector, and left out of the grounding shares."""
+    inputs = stage_inputs(tmp_path)
+    answers = pd.read_parquet(inputs["answers_table"])
+    answers.loc[[0, 3], ["answer", "flag"]] = [["", "echo"], ["", "empty"]]
+    answers.to_parquet(inputs["answers_table"])
+    out = tmp_path / "out"
+    for r in (0, 2):
+        grounding = localize_files(**inputs, r=r, backend="numpy", batch_size=8,
+                                   intents_path=out / "i.npy", topr_path=out / "t.parquet",
+                                   grounding_path=out / "g.json")
+        h = np.load(out / "i.npy")
+        assert not h[[0, 2, 3]].any() and h[[1, 4]].all(axis=1).all()
+        assert grounding["empty_answers"] == grounding["zero_answers"] == 3
+    assert (grounding["samples"], grounding["answered"]) == (5, 2)
+    assert grounding["by_split"]["test"]["empty_answers"] == 1  # sample 3
+    assert [e["sample_id"] for e in grounding["examples"]] == [4]
+
+
+def test_item_without_a_title_is_never_among_the_top_r(tmp_path: Path):
+    """The data stage names a title-less item "item <raw id>" (for prompts) and sets its
+    has_text False: however similar an answer is to that placeholder's embedding, the
+    item is never a localization target. A table without has_text (built before it
+    existed) keeps every item with a non-blank text a candidate."""
+    inputs = stage_inputs(tmp_path)
+    items = pd.read_parquet(inputs["item_table"])
+    items["text"] = items["text"].replace("", "item c")  # item 3: the placeholder
+    items["has_text"] = items["item_id"] != 3
+    items.to_parquet(inputs["item_table"])
+    vectors = np.load(inputs["item_vectors"])
+    vectors[3] = np.random.default_rng(5).standard_normal(4)  # "item c" has an embedding
+    np.save(inputs["item_vectors"], vectors)
+    answers = np.load(inputs["answer_vectors"])
+    answers[[0, 1, 3, 4]] = vectors[3] * np.array([[1.0], [2.0], [0.5], [3.0]])
+    np.save(inputs["answer_vectors"], answers)
+    out = tmp_path / "out"
+    kwargs = dict(backend="numpy", batch_size=8, intents_path=out / "i.npy",
+                  topr_path=out / "t.parquet", grounding_path=out / "g.json")
+    for r in (1, 3, 5):  # 5 = every candidate (items 1, 2, 4, 5, 6)
+        localize_files(**inputs, r=r, **kwargs)
+        ids = np.array(pq.read_table(out / "t.parquet")["item_ids"].to_pylist())
+        assert ids.shape == (5, r) and 3 not in ids
+    with pytest.raises(LocalizationError, match="r=6 is larger than the number of "
+                                                "candidate items \\(5\\)"):
+        localize_files(**inputs, r=6, **kwargs)
+    items.drop(columns="has_text").to_parquet(inputs["item_table"])  # an older table
+    localize_files(**inputs, r=1, **kwargs)
+    top1 = pq.read_table(out / "t.parquet")["item_ids"].to_pylist()
+    assert [row[0] for row in top1] == [3, 3, 1, 3, 3]  # sample 2 is the empty answer

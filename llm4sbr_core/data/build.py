@@ -32,16 +32,21 @@ log = logging.getLogger(__name__)
 
 
 def fallback_text(raw_id: str) -> str:
-    """Deterministic text for an item without a title (counted in stats)."""
+    """Deterministic text for an item without a title (counted in stats): what prompts
+    show for it. Such an item has ``has_text`` False in items.parquet, so intent
+    localization never grounds an answer in this placeholder."""
     return f"item {raw_id}"
 
 
 def item_table(sessions: Sessions, raw_ids: np.ndarray, raw: RawData, missing_text: str,
                key: str) -> tuple[pd.DataFrame, dict[str, int]]:
-    """items.parquet (item_id 1..N, raw_id, text, count) and counts of text problems.
+    """items.parquet (item_id 1..N, raw_id, text, count, has_text) and counts of text
+    problems.
 
     An item with an empty text, or with no row in the item file at all, gets
-    :func:`fallback_text` — or stops the run when ``missing_text`` is ``error``. Rows of
+    :func:`fallback_text` and ``has_text`` False — or stops the run when ``missing_text``
+    is ``error``. ``has_text`` tells later stages which texts are real: prompts show the
+    placeholder, intent localization excludes such items from its candidates. Rows of
     the item file for items never clicked are counted, not errors: catalogues (Amazon's
     metadata, MovieLens' movies) list far more items than the interactions use.
     """
@@ -65,6 +70,7 @@ def item_table(sessions: Sessions, raw_ids: np.ndarray, raw: RawData, missing_te
         "raw_id": pd.array([str(r) for r in raw_ids], dtype="string"),
         "text": pd.array(text, dtype="string"),
         "count": counts.astype(np.int64),
+        "has_text": np.logical_not(missing),
     })
     problems = {"items_without_text": int(sum(missing)),
                 "items_not_in_item_file": len(not_listed),
