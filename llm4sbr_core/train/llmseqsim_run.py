@@ -55,8 +55,8 @@ def run_llmseqsim(valid_path: str | Path, test_path: str | Path,
         "runtime": {**environment("cpu"), "train_seconds": [], "valid_seconds": [],
                     "eval_seconds": seconds},
     }
-    write_run_outputs(outputs, metrics, test_samples.sample_ids.numpy(), test_ranks,
-                      session_ids=session_ids_of(test_samples))
+    metrics = write_run_outputs(outputs, metrics, test_samples.sample_ids.numpy(), test_ranks,
+                                session_ids=session_ids_of(test_samples))
     t = metrics["test"]
     log.info("LLMSeqSim (%s) test: P@20 %.4f MRR@20 %.4f NDCG@20 %.4f in %.1f s", aggregation,
              t["P@20"], t["MRR@20"], t["NDCG@20"], seconds)

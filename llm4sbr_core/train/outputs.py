@@ -9,13 +9,17 @@ A run folder (``layout.RUN_DIR``) holds
                    1-based rank of each TEST target among all items, in sample order
     model.pt       the tested weights and the trainer's state (trained models only)
 
+metrics.json also records ``provenance``: the package versions and the source commit.
+
 written atomically together: a killed job never leaves one of them looking complete.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 import resource
+import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,9 +35,13 @@ from ..errors import InvalidInputError
 from ..io import AtomicFiles
 from ..layout import METRICS_FILE, MODEL_FILE, RANKS_FILE
 
-#: Keys of metrics.json that hold wall-clock measurements; everything else is identical
-#: for two CPU runs with the same settings, seed and data.
-TIMING_KEYS: tuple[str, ...] = ("seconds_per_epoch", "runtime")
+#: Keys of metrics.json that hold wall-clock measurements or where and with what a run
+#: ran; everything else is identical for two CPU runs with the same settings, seed and
+#: data.
+TIMING_KEYS: tuple[str, ...] = ("seconds_per_epoch", "runtime", "provenance")
+#: The packages whose versions metrics.json records
+PROVENANCE_PACKAGES: tuple[str, ...] = ("llm4sbr", "torch", "numpy", "scipy", "pandas",
+                                        "pyarrow")
 
 
 @dataclass(frozen=True)
@@ -83,12 +91,38 @@ def peak_memory_mb(device: torch.device) -> dict[str, float]:
     return out
 
 
+def provenance() -> dict[str, Any]:
+    """What produced a run: the package versions and the source commit (``dirty`` when
+    the checkout had uncommitted changes to tracked files; None outside a git checkout)."""
+    versions = {}
+    for name in PROVENANCE_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    root = Path(__file__).resolve().parents[2]
+    commit, dirty = None, None
+    if (root / ".git").exists():
+        try:
+            git = ["git", "-C", str(root)]
+            commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True,
+                                    text=True, check=True, timeout=30).stdout.strip()
+            dirty = bool(subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
+                                        capture_output=True, text=True, check=True,
+                                        timeout=30).stdout.strip())
+        except (OSError, subprocess.SubprocessError):
+            commit, dirty = None, None
+    return {"commit": commit, "dirty": dirty, "packages": versions}
+
+
 def write_run_outputs(outputs: RunOutputs, metrics: Mapping[str, Any], sample_ids: np.ndarray,
                       ranks: np.ndarray, model_state: Mapping[str, Any] | None = None,
-                      session_ids: np.ndarray | None = None) -> None:
+                      session_ids: np.ndarray | None = None) -> dict[str, Any]:
     """Write metrics.json, ranks.parquet and (when ``outputs.model`` is set) model.pt
     atomically; ``ranks[i]`` is the test rank of sample ``sample_ids[i]``, a prefix of
-    session ``session_ids[i]``."""
+    session ``session_ids[i]``. metrics.json gets a ``provenance`` record (versions,
+    commit) unless ``metrics`` has one; returns what was written."""
+    metrics = {**metrics} if "provenance" in metrics else {**metrics, "provenance": provenance()}
     if (outputs.model is None) != (model_state is None):
         raise InvalidInputError("a model file needs a model state and vice versa")
     for path in (outputs.metrics, outputs.ranks, outputs.model):
@@ -103,6 +137,7 @@ def write_run_outputs(outputs: RunOutputs, metrics: Mapping[str, Any], sample_id
         files.write_parquet(outputs.ranks, pa.table(columns))
         if outputs.model is not None:
             torch.save(dict(model_state), files.temp_path(outputs.model))
+    return metrics
 
 
 def session_ids_of(samples: SampleTensors) -> np.ndarray | None:

@@ -213,8 +213,9 @@ def run_training(settings: RunSettings, inputs: RunInputs, outputs: RunOutputs, 
     }
     final = trainer.state_dict()
     final["model"] = final.pop("best_model")  # model.pt: the weights that were tested
-    write_run_outputs(outputs, metrics, test.sample_ids.numpy(), ranks,
-                      final if outputs.model is not None else None, session_ids_of(test))
+    metrics = write_run_outputs(outputs, metrics, test.sample_ids.numpy(), ranks,
+                                final if outputs.model is not None else None,
+                                session_ids_of(test))
     checkpoint.unlink(missing_ok=True)
     t = metrics["test"]
     log.info("test (best epoch %d of %d): P@20 %.4f MRR@20 %.4f NDCG@20 %.4f | %.1f s/epoch, "
