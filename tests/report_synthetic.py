@@ -15,19 +15,29 @@ import pyarrow.parquet as pq
 from llm4sbr_core.metrics import metrics_from_ranks
 
 
+def _write_ranks(path: Path, ranks: np.ndarray, sample_ids: Sequence[int] | None,
+                 session_ids: Sequence[int] | None) -> None:
+    """ranks.parquet: sample_id, rank and (when given) session_id."""
+    ids = np.arange(len(ranks)) if sample_ids is None else np.asarray(sample_ids)
+    columns = {"sample_id": pa.array(ids, pa.int64()), "rank": pa.array(ranks, pa.int64())}
+    if session_ids is not None:
+        columns["session_id"] = pa.array(np.asarray(session_ids), pa.int64())
+    pq.write_table(pa.table(columns), path)
+
+
 def write_run(root: Path, backbone: str, variant: str, seed: int, ranks: Sequence[int], *,
               dataset: str = "ml-100k", sample_ids: Sequence[int] | None = None,
+              session_ids: Sequence[int] | None = None,
               best_epoch: int = 2, train_seconds: Sequence[float] = (1.0, 2.0, 4.0),
               eval_seconds: float = 0.5, peak_host_mb: float = 100.0,
               model: bool = False) -> Path:
     """A run folder whose test metrics are exactly those of ``ranks``; returns the path of
-    its metrics.json. The validation history rises until ``best_epoch``."""
+    its metrics.json. The validation history rises until ``best_epoch``. ranks.parquet
+    has a ``session_id`` column when ``session_ids`` (one per sample) are given."""
     run = root / f"results/{dataset}/runs/{backbone}/{variant}/seed{seed}"
     run.mkdir(parents=True, exist_ok=True)
     ranks = np.asarray(ranks, dtype=np.int64)
-    ids = np.arange(len(ranks)) if sample_ids is None else np.asarray(sample_ids)
-    pq.write_table(pa.table({"sample_id": pa.array(ids, pa.int64()),
-                             "rank": pa.array(ranks, pa.int64())}), run / "ranks.parquet")
+    _write_ranks(run / "ranks.parquet", ranks, sample_ids, session_ids)
     test = metrics_from_ranks(ranks)
     epochs = len(train_seconds)
     history = [{"epoch": e, "lr": 1e-3, "loss": 1.0 / e,
@@ -49,17 +59,32 @@ def write_run(root: Path, backbone: str, variant: str, seed: int, ranks: Sequenc
 
 
 def write_llmseqsim(root: Path, aggregation: str, ranks: Sequence[int], *,
-                    dataset: str = "ml-100k") -> Path:
+                    dataset: str = "ml-100k", session_ids: Sequence[int] | None = None
+                    ) -> Path:
     run = root / f"results/{dataset}/runs/llmseqsim/{aggregation}/seed0"
     run.mkdir(parents=True, exist_ok=True)
     ranks = np.asarray(ranks, dtype=np.int64)
-    pq.write_table(pa.table({"sample_id": pa.array(np.arange(len(ranks)), pa.int64()),
-                             "rank": pa.array(ranks, pa.int64())}), run / "ranks.parquet")
+    _write_ranks(run / "ranks.parquet", ranks, None, session_ids)
     test = metrics_from_ranks(ranks)
     (run / "metrics.json").write_text(json.dumps(
         {"valid": test, "test": test, "best_epoch": 0, "epochs": 0,
          "config": {"aggregation": aggregation}}))
     return run / "metrics.json"
+
+
+def write_test_samples(root: Path, session_ids: Sequence[int], *, dataset: str = "ml-100k",
+                       sample_ids: Sequence[int] | None = None) -> Path:
+    """results/{dataset}/data/test.parquet with sample_id, session_id, items, target (the
+    columns of the data stage's samples files)."""
+    n = len(session_ids)
+    ids = np.arange(n) if sample_ids is None else np.asarray(sample_ids)
+    path = root / f"results/{dataset}/data/test.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"sample_id": pa.array(ids, pa.int64()),
+                             "session_id": pa.array(np.asarray(session_ids), pa.int64()),
+                             "items": pa.array([[1, 2]] * n, pa.list_(pa.int64())),
+                             "target": pa.array(np.full(n, 3), pa.int64())}), path)
+    return path
 
 
 def write_stats(root: Path, dataset: str = "ml-100k", **overrides) -> Path:

@@ -1,27 +1,37 @@
-"""Paired significance tests from ranks.parquet files: per-sample metrics, seed averaging,
-t-test (against scipy) and the paired bootstrap."""
+"""The tables' tests (pairing by seed, sessions, Holm families, verdicts, notes) and the
+older sample-level tests kept for calibration: per-sample metrics, seed averaging, t-test
+(against scipy) and the paired bootstrap."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from llm4sbr_core.errors import MissingRunError
+from llm4sbr_core.errors import InvalidInputError, MissingRunError
 from llm4sbr_core.metrics import metrics_from_ranks
+from llm4sbr_core.report.inference import InferenceResult, holm
 from llm4sbr_core.report.significance import (
+    Comparison,
+    Pairing,
+    RankReader,
+    Side,
+    assess_family,
     bootstrap_means,
     bootstrap_test,
     compare_runs,
+    family_notes,
+    pair_by_seed,
     paired_tests,
     paired_ttest,
     per_sample_metric,
     seed_average,
 )
-from report_synthetic import write_run
+from report_synthetic import write_run, write_test_samples
 
 
 def test_per_sample_metrics_by_hand():
@@ -122,3 +132,104 @@ def test_bootstrap_p_values():
     null -= null.mean() - 0.01                   # observed mean 0.01: far from significant
     assert bootstrap_test(null, 2000, 0)[0][0] > 0.5
     assert bootstrap_test(np.zeros((10, 1)), 100, 0)[0][0] == 1.0
+
+
+# ------------------------------------------------------------------ the tables' tests
+
+
+def _side(name, seeds, deterministic=False):
+    return Side(name, {s: Path(f"{name}/seed{s}/ranks.parquet") for s in seeds},
+                deterministic)
+
+
+def test_pair_by_seed():
+    p = pair_by_seed(_side("base", [0, 1, 2]), _side("x", [2, 0, 1]))
+    assert p.pairs == ((0, 0), (1, 1), (2, 2)) and not p.dropped_a and not p.dropped_b
+    p = pair_by_seed(_side("base", [0, 1, 2]), _side("x", [1, 2, 3]))
+    assert p.pairs == ((1, 1), (2, 2)) and p.dropped_a == (0,) and p.dropped_b == (3,)
+    assert pair_by_seed(_side("base", [0]), _side("x", [1])).pairs == ()
+    # a deterministic single run meets every seed of the other side
+    p = pair_by_seed(_side("base", [0, 1, 2]), _side("seqsim", [0], True))
+    assert p.pairs == ((0, 0), (1, 0), (2, 0)) and p.deterministic == "b"
+    p = pair_by_seed(_side("knn", [0], True), _side("x", [3, 4]))
+    assert p.pairs == ((0, 3), (0, 4)) and p.deterministic == "a"
+    assert pair_by_seed(_side("a", [0], True), _side("b", [0], True)).pairs == ((0, 0),)
+    # several runs of a "deterministic" method are paired by seed like any other
+    assert pair_by_seed(_side("base", [0, 1]), _side("x", [0, 1, 2], True)).pairs == \
+        ((0, 0), (1, 1))
+
+
+def test_rank_reader_aligns_samples_and_finds_sessions(tmp_path):
+    a = write_run(tmp_path, "srgnn", "base", 0, [1, 10, 3], sample_ids=[7, 3, 5],
+                  session_ids=[2, 1, 1]).with_name("ranks.parquet")
+    b = write_run(tmp_path, "srgnn", "x", 0, [4, 2, 9], sample_ids=[5, 7, 3],
+                  session_ids=[1, 2, 1]).with_name("ranks.parquet")
+    ranks_a, ranks_b, sessions, clusters = RankReader().design([a], [b])
+    # sample_id order 3, 5, 7
+    assert ranks_a.tolist() == [[10, 3, 1]] and ranks_b.tolist() == [[9, 4, 2]]
+    assert sessions.tolist() == [1, 1, 2] and clusters == "ranks"
+    c = write_run(tmp_path, "srgnn", "y", 0, [1, 2, 3], sample_ids=[3, 5, 7]
+                  ).with_name("ranks.parquet")
+    assert RankReader().design([c], [c])[2:] == (pytest.approx([3, 5, 7]), "none")
+    test = write_test_samples(tmp_path, [8, 9, 9], sample_ids=[3, 5, 7])
+    assert RankReader(test).design([c], [c])[2].tolist() == [8, 9, 9]
+    other = write_test_samples(tmp_path / "o", [1], sample_ids=[3])
+    with pytest.raises(InvalidInputError, match="2 sample ids .* are not test samples"):
+        RankReader(other).design([c], [c])
+    with pytest.raises(MissingRunError, match="ranks.parquet"):
+        RankReader().design([tmp_path / "none/ranks.parquet"], [c])
+
+
+def _result(p, delta=0.01, se=0.004, df=30.0):
+    return InferenceResult(delta=delta, ci_low=delta - 2 * se, ci_high=delta + 2 * se, p=p,
+                           p_holm=math.nan, n_seeds=3, n_sessions=200, n_samples=600,
+                           method="test", se=se, df=df, mean_a=0.3, mean_b=0.3 + delta)
+
+
+def _comparison(name, results, pairs=((0, 0), (1, 1), (2, 2))):
+    return Comparison(_side("base", [0, 1, 2]), _side(name, [0, 1, 2]), Pairing(pairs),
+                      results, "ranks", 600, 200)
+
+
+def test_family_holm_and_words():
+    comparisons = [_comparison("x", {"P@20": _result(0.01), "MRR@20": _result(0.02)}),
+                   _comparison("y", {"P@20": _result(0.04, -0.02),
+                                     "MRR@20": _result(0.9, 0.0001, 0.001)}),
+                   _comparison("z", {})]
+    tested = assess_family(comparisons)
+    assert tested[2] == {}
+    family = [tested[0]["P@20"], tested[0]["MRR@20"], tested[1]["P@20"], tested[1]["MRR@20"]]
+    assert [t.family for t in family] == [4] * 4
+    assert [t.result.p_holm for t in family] == pytest.approx(holm([0.01, 0.02, 0.04, 0.9]))
+    assert tested[0]["P@20"].verdict == "x better"      # 0.04 after Holm
+    assert tested[1]["P@20"].verdict.startswith("no detectable difference, 95 % CI [")
+    # Δ = 0.01 pp, SE 0.1 pp: inside ±0.5 pp for MRR@20 by TOST, after Holm
+    assert tested[1]["MRR@20"].tost_p_holm < 0.05
+    assert tested[1]["MRR@20"].verdict == "equivalent within ±0.50 pp"
+    assert tested[1]["MRR@20"].record()["margin"] == pytest.approx(0.5)
+    # without a margin, or with a margin the TOST cannot reject: never "equivalent"
+    assert "equivalent" not in assess_family(comparisons, {})[1]["MRR@20"].verdict
+    assert "equivalent" not in assess_family(comparisons, {"MRR@20": 0.05})[1]["MRR@20"].verdict
+    # the MDD of a result: (t_.975 + t_.8) · SE
+    assert tested[0]["P@20"].mdd == pytest.approx(_result(0.01).mdd())
+
+
+def test_family_notes_warn_when_the_table_cannot_tell():
+    comparisons = [_comparison("x", {"P@20": _result(0.3, se=0.03)})]
+    tested = assess_family(comparisons)
+    warnings, notes = family_notes(comparisons, tested, ["srgnn x"], "base", "B, A",
+                                   ["P@20"])
+    text = " ".join(notes)
+    assert "family of all 1 tests" in text and "3 seed pairs per comparison" in text
+    assert "600 test samples in 200 sessions" in text
+    mdd = 100 * tested[0]["P@20"].mdd
+    assert mdd > 5 and f"differences of P@20 below {mdd:.2f} points cannot be detected" in text
+    assert warnings == [
+        f"this test set (600 test samples in 200 sessions, 3 seed pairs) is too small to "
+        f"detect a difference of less than {mdd:.1f} points of P@20 (80 % power; an MDD "
+        f"above 5 points): these numbers show the pipeline, not a verdict."]
+    assert not family_notes(comparisons, tested, ["srgnn x"], "base", "B, A", ["P@20"],
+                            max_mdd_pp=50)[0]
+    one = [_comparison("x", {"P@20": _result(0.3)}, pairs=((0, 0),))]
+    notes = family_notes(one, assess_family(one), ["srgnn x"], "base", "B, A", ["P@20"])[1]
+    assert "One seed pair (srgnn x): the test is conditional" in " ".join(notes)

@@ -9,21 +9,22 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from conftest import REPO
 from llm4sbr_core.errors import MissingRunError
 from llm4sbr_core.report import plan
 from llm4sbr_core.report.grounding import localization_report
+from llm4sbr_core.report.inference import holm, paired_two_level_bootstrap
 from llm4sbr_core.report.paper import (
     PAPER_TABLE3_ROWS,
     PAPER_TABLE4,
     TABLE3_METRICS,
     textinit_label,
 )
-from llm4sbr_core.report.render import markdown_page, write_markdown, write_table
+from llm4sbr_core.report.render import WARNING, markdown_page, write_markdown, write_table
 from llm4sbr_core.report.runs import PAPER_TABLE3
 from llm4sbr_core.report.runtime import runtime_table, stage_runtime
+from llm4sbr_core.report.significance import TEST_HEADER
 from llm4sbr_core.report.tables import table2, table3, table4, table5
 from report_synthetic import write_benchmark, write_grounding, write_run, write_stats
 
@@ -40,7 +41,7 @@ def table3_runs(root, dataset="beauty"):
     return paths
 
 
-def test_table3_means_stds_improvements_and_p_values(tmp_path):
+def test_table3_means_stds_improvements_and_tests(tmp_path):
     table = table3(table3_runs(tmp_path), n_resamples=500, seed=0)
     data = table.data.set_index("metric")
     # P@5: both base seeds 2/4 hits, both LLM4SBR seeds 3/4
@@ -51,11 +52,19 @@ def test_table3_means_stds_improvements_and_p_values(tmp_path):
     assert data.loc["P@10", ["base_mean", "llm4sbr_mean"]].tolist() == pytest.approx([62.5, 87.5])
     assert data.loc["P@10", "base_std"] == pytest.approx(np.std([75, 50], ddof=1))
     assert data.loc["P@10", "improvement_pct"] == pytest.approx(40.0)
-    # per-sample P@10 averaged over seeds: base [1, .5, 0, 1], LLM4SBR [1, 1, .5, 1]
-    assert data.loc["P@10", "mean_diff"] == pytest.approx(25.0)
-    assert data.loc["P@10", "p_ttest"] == pytest.approx(
-        stats.ttest_rel([1, 1, 0.5, 1], [1, 0.5, 0, 1]).pvalue)
-    assert data.loc["P@10", "test_samples"] == 4
+    # tests on P@20 and MRR@20 only: P@20 per sample, base [1 1 0 1 | 1 0 0 1], LLM4SBR
+    # [1 1 1 1 | 1 1 0 1]: Δ = +25 pp; seed 0 with seed 0, seed 1 with seed 1
+    assert data.loc["P@20", "mean_diff"] == pytest.approx(25.0)
+    expected = paired_two_level_bootstrap([[1, 1, 0, 1], [1, 0, 0, 1]],
+                                          [[1, 1, 1, 1], [1, 1, 0, 1]], [0, 1, 2, 3], 500, 0)
+    assert data.loc["P@20", "p"] == pytest.approx(expected.p)
+    assert data.loc["P@20", ["test_samples", "test_sessions", "seed_pairs"]].tolist() == [4, 4, 2]
+    assert data.loc["P@20", "holm_family"] == 2
+    assert data.loc[["P@20", "MRR@20"], "p_holm"].tolist() == pytest.approx(
+        holm(data.loc[["P@20", "MRR@20"], "p"].to_numpy()))
+    assert data.loc[["P@10", "NDCG@20"], "p"].isna().all()
+    assert data.loc["P@20", "verdict"] in ("LLM4SBR(SR-GNN) better", "SR-GNN better") or \
+        data.loc["P@20", "verdict"].startswith("no detectable difference, 95 % CI [")
     # MRR@5 of base seed 0: (1 + 1/3) / 4; seed 1: (1/2 + 1/4) / 4
     assert data.loc["MRR@5", "base_mean"] == pytest.approx(100 * (4 / 3 / 4 + 0.75 / 4) / 2)
     # the paper's SR-GNN rows on Beauty
@@ -70,9 +79,43 @@ def test_table3_means_stds_improvements_and_p_values(tmp_path):
     assert "| 7.78 | 11.73 | 16.98 |" in rows[("| LLM4SBR(SR-GNN)", "paper")]
     assert "| 50.00% | 40.00% |" in rows[("| SR-GNN Improv.", "ours")]
     assert "| 24.87% | 16.60% |" in rows[("| SR-GNN Improv.", "paper")]
-    assert ("| SR-GNN p", "paired t-test") in rows
-    assert ("| SR-GNN p", "paired bootstrap (500)") in rows
+    assert not any(key[0].startswith("| SR-GNN p") for key in rows)  # no sample-level p
     assert "selected on the VALIDATION split, mean ± sample std over N = 2 seeds" in md
+    (section,) = table.sections
+    assert section.header == ["comparison", *TEST_HEADER]
+    assert [r[:3] for r in section.rows] == [["LLM4SBR(SR-GNN) vs SR-GNN", "P@20", "2"],
+                                            ["LLM4SBR(SR-GNN) vs SR-GNN", "MRR@20", "2"]]
+    assert section.rows[0][3].startswith("+25.00 [")
+    # 4 test samples: the table says it cannot tell, first and in words
+    assert len(table.warnings) == 1 and "too small to detect" in table.warnings[0]
+    assert md.index(WARNING) < md.index("| model |")
+    assert "these numbers show the pipeline, not a verdict" in md
+    assert "every test sample is its own cluster" in md  # no session_id anywhere
+
+
+def test_table3_holm_family_is_the_whole_table(tmp_path):
+    sessions = np.repeat(np.arange(60), 2)
+    rng = np.random.default_rng(4)
+    paths = []
+    for backbone in ("srgnn", "gru4rec"):
+        for seed in (0, 1, 2):
+            ranks = rng.integers(1, 50, size=120)
+            paths.append(write_run(tmp_path, backbone, "base", seed, ranks,
+                                   session_ids=sessions))
+            paths.append(write_run(tmp_path, backbone, "llm4sbr", seed,
+                                   np.maximum(1, ranks - rng.integers(0, 8, size=120)),
+                                   session_ids=sessions))
+    table = table3(paths, n_resamples=300, tested=("P@20", "MRR@20", "NDCG@20"))
+    tested = table.data.dropna(subset=["p"])
+    assert len(tested) == 6 and (tested["holm_family"] == 6).all()
+    assert tested["p_holm"].to_numpy() == pytest.approx(holm(tested["p"].to_numpy()))
+    assert (tested["clusters"] == "ranks").all() and (tested["test_sessions"] == 60).all()
+    assert len(table.sections[0].rows) == 6
+    md = table.markdown()
+    assert "family of all 6 tests of this table (P@20, MRR@20, NDCG@20)" in md
+    assert "120 test samples in 60 sessions" in md and "3 seed pairs per comparison" in md
+    assert "no equivalence test for NDCG@20" in md
+    assert "fewer than 100 sessions" in table.warnings[0]
 
 
 def test_table3_without_llm4sbr_runs_has_no_tests(tmp_path):
@@ -80,7 +123,7 @@ def test_table3_without_llm4sbr_runs_has_no_tests(tmp_path):
     table = table3(paths)
     assert [row[:2] for row in table.rows] == [["GRU4Rec", "ours (1 seed)"]]
     assert table.rows[0][2] == "66.67"  # one seed: the mean alone
-    assert table.data["p_ttest"].isna().all()
+    assert table.data["p"].isna().all() and not table.sections and not table.warnings
 
 
 def test_missing_run_names_the_file(tmp_path):
@@ -122,6 +165,7 @@ def test_table4_orders_variants_and_shows_paper_values(tmp_path):
     assert table.rows[3][3:6] == ["7.32", "10.80", "15.98"] and table.rows[3][6] == "—"
     assert table.rows[0][3] == "50.00"  # P@5: ranks 1 and 2 of 4
     assert set(table.data["variant"]) == {"base", "wo_long", "llm4sbr"}
+    assert "No tests here: the variants table" in table.markdown()
 
 
 def test_table5_costs(tmp_path):

@@ -23,26 +23,50 @@ from ..io import AtomicFiles
 DASH = "—"
 
 
+#: How a table's warnings start in its Markdown (:func:`warnings_of` finds them).
+WARNING = "**Warning:**"
+
+
+@dataclass
+class Section:
+    """A further block of a :class:`Table` (e.g. its tests): a ``##`` heading and rows."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+def _pipe_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    if not rows:
+        lines.append("| " + " | ".join(["(no runs)"] + [""] * (len(header) - 1)) + " |")
+    return lines
+
+
 @dataclass
 class Table:
     """A rendered table: ``data`` is written as CSV, ``header`` / ``rows`` as Markdown
-    and HTML under ``title``, followed by the ``notes`` paragraphs."""
+    and HTML under ``title``; then the ``sections`` (each under its heading), then the
+    ``notes`` paragraphs. ``warnings`` (e.g. a test set too small to tell) come first,
+    right under the title, each as a paragraph starting with :data:`WARNING`."""
 
     title: str
     header: list[str]
     rows: list[list[str]]
     data: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
         lines = [f"# {self.title}", ""]
-        lines.append("| " + " | ".join(self.header) + " |")
-        lines.append("|" + "---|" * len(self.header))
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
-                  for row in self.rows]
-        if not self.rows:
-            lines.append("| " + " | ".join(["(no runs)"] + [""] * (len(self.header) - 1))
-                         + " |")
+        for warning in self.warnings:
+            lines += [f"{WARNING} {warning}", ""]
+        lines += _pipe_table(self.header, self.rows)
+        for section in self.sections:
+            lines += ["", f"## {section.title}", ""]
+            lines += _pipe_table(section.header, section.rows)
         for note in self.notes:
             lines += ["", note]
         return "\n".join(lines) + "\n"
@@ -110,6 +134,11 @@ def markdown_page(markdown: str) -> str:
             + "\n</body></html>\n")
 
 
+def warnings_of(markdown: str) -> list[str]:
+    """The warning paragraphs of a table's Markdown (:attr:`Table.warnings`), whole."""
+    return [line for line in markdown.splitlines() if line.startswith(WARNING)]
+
+
 def write_markdown(markdown: str, md: str | Path, html_path: str | Path | None = None
                    ) -> None:
     """Write Markdown and (optionally) its HTML page, all or none."""
@@ -141,6 +170,13 @@ def fmt(value: float | None, digits: int = 2, suffix: str = "") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return DASH
     return f"{value:,.{digits}f}{suffix}"
+
+
+def fmt_signed(value: float | None, digits: int = 2) -> str:
+    """``+1.23`` / ``-0.45``; a dash for no value."""
+    if value is None or math.isnan(value):
+        return DASH
+    return f"{value:+.{digits}f}"
 
 
 def fmt_p(p: float | None) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import MissingRunError
+from ..layout import RANKS_FILE
 from .paper import PAPER_TABLE3_ROWS
 
 #: Table 3 of the paper, backbone ("w/o LLM") rows: ``PAPER_TABLE3[dataset][backbone]``
@@ -29,7 +30,8 @@ METRICS: tuple[str, ...] = ("P@5", "P@10", "P@20", "MRR@5", "MRR@10", "MRR@20",
 
 
 def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per metrics.json: dataset, backbone, variant, seed, test metrics, epochs."""
+    """One row per metrics.json: dataset, backbone, variant, seed, test metrics, epochs,
+    and ``path`` (of the metrics.json; its ranks.parquet is :func:`ranks_path`)."""
     rows = []
     for path in paths:
         path = Path(path)
@@ -39,8 +41,13 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
                      "variant": variant_dir.name, "seed": int(seed_dir.name[4:]),
                      "best_epoch": m.get("best_epoch", 0), "epochs": m.get("epochs", 0),
                      "seconds_per_epoch": m.get("seconds_per_epoch", float("nan")),
-                     **m["test"]})
+                     **m["test"], "path": str(path)})
     return pd.DataFrame(rows)
+
+
+def ranks_path(metrics_path: str | Path) -> Path:
+    """The ranks.parquet beside a run's metrics.json."""
+    return Path(metrics_path).with_name(RANKS_FILE)
 
 
 def read_metrics(path: str | Path) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -27,18 +27,30 @@ from .paper import (
 from .plan import TABLE3_VARIANTS, TABLE4_VARIANTS
 from .render import (
     DASH,
+    Section,
     Table,
     fmt,
-    fmt_p,
     fmt_pm,
     improvement,
     mean_std,
     ours_label,
     selection_note,
 )
-from .runs import METRICS, load_runs
+from .runs import METRICS, load_runs, ranks_path
 from .runtime import run_costs
-from .significance import compare_runs
+from .significance import (
+    EQUIVALENCE_MARGINS_PP,
+    MAX_MDD_PP,
+    MIN_SESSIONS,
+    TEST_FIELDS,
+    TEST_HEADER,
+    TESTED_METRICS,
+    RankReader,
+    Side,
+    assess_family,
+    compare_sides,
+    family_notes,
+)
 
 
 def _runs_frame(metrics_paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -46,7 +58,8 @@ def _runs_frame(metrics_paths: Iterable[str | Path]) -> pd.DataFrame:
     metric columns for none."""
     runs = load_runs(metrics_paths)
     if runs.empty:
-        return pd.DataFrame(columns=["dataset", "backbone", "variant", "seed", *METRICS])
+        return pd.DataFrame(columns=["dataset", "backbone", "variant", "seed", *METRICS,
+                                     "path"])
     return runs
 
 
@@ -95,40 +108,57 @@ def table2(stats_paths: Iterable[str | Path]) -> Table:
 
 # --- Table 3 --------------------------------------------------------------------------
 
-def table3(metrics_paths: Iterable[str | Path], n_resamples: int = 10_000, seed: int = 0
-           ) -> Table:
+def table3(metrics_paths: Iterable[str | Path], n_resamples: int = 10_000, seed: int = 0,
+           tested: Sequence[str] = TESTED_METRICS, test_samples: str | Path | None = None,
+           margins_pp: Mapping[str, float] = EQUIVALENCE_MARGINS_PP, alpha: float = 0.05,
+           min_sessions: int = MIN_SESSIONS, max_mdd_pp: float = MAX_MDD_PP) -> Table:
     """Per backbone: the backbone alone (``base``) vs LLM4SBR (``llm4sbr``), P/MRR/NDCG
-    @5/10/20, improvement of the means and paired p-values (t-test and bootstrap over the
-    test samples, per-sample metrics averaged over seeds) from each run's ranks.parquet
-    (next to its metrics.json), beside the paper's Table 3 rows."""
+    @5/10/20 mean ± std and the improvement of the means, beside the paper's Table 3
+    rows; then a "Tests" section: LLM4SBR against the backbone on each ``tested`` metric
+    from the runs' ranks.parquet (next to each metrics.json), seed s against seed s,
+    samples clustered by session (:func:`.significance.compare_sides`), Holm over every
+    test of the table, verdicts, minimum detectable differences; the notes warn when the
+    test set is too small to tell."""
     paths = [Path(p) for p in metrics_paths]
     runs = _runs_frame(paths)
-    runs["path"] = [str(p) for p in paths] if len(paths) else []
     runs = runs[runs["variant"].isin(TABLE3_VARIANTS)]
     header = ["model", "row", *METRICS]
     rows: list[list[str]] = []
-    data: list[dict] = []
     seeds_seen: list[int] = []
+    reader = RankReader(test_samples)
+    groups, comparisons, labels = [], [], []
     for (dataset, backbone), g in runs.groupby(["dataset", "backbone"], sort=False):
-        label = backbone_label(backbone)
         sides = {v: g[g["variant"] == v] for v in TABLE3_VARIANTS}
-        paper = PAPER_TABLE3_ROWS.get(dataset, {}).get(backbone, {})
-        tests = None
+        comparison = None
         if all(len(s) for s in sides.values()):
-            ranks = {v: [Path(p).with_name("ranks.parquet") for p in s["path"]]
-                     for v, s in sides.items()}
-            tests = compare_runs(ranks["base"], ranks["llm4sbr"], METRICS, n_resamples,
-                                 seed).set_index("metric")
+            label = backbone_label(backbone)
+            comparison = compare_sides(
+                reader,
+                *[Side(name, {int(r): ranks_path(p) for r, p in zip(
+                    sides[v]["seed"], sides[v]["path"], strict=True)})
+                  for v, name in (("base", label), ("llm4sbr", f"LLM4SBR({label})"))],
+                tested, n_resamples, seed)
+            comparisons.append(comparison)
+            labels.append(f"{dataset} {label}")
+        groups.append((dataset, backbone, sides, comparison))
+    tests = assess_family(comparisons, margins_pp, alpha)
+    by_comparison = {id(c): t for c, t in zip(comparisons, tests, strict=True)}
+
+    data: list[dict] = []
+    test_rows: list[list[str]] = []
+    multi = len({dataset for dataset, *_ in groups}) > 1
+    for dataset, backbone, sides, comparison in groups:
+        label = backbone_label(backbone)
+        paper = PAPER_TABLE3_ROWS.get(dataset, {}).get(backbone, {})
         stats = {v: {m: mean_std(s[m]) for m in METRICS} for v, s in sides.items()}
         for v, s in sides.items():
+            name = label if v == "base" else f"LLM4SBR({label})"
             if len(s):
                 seeds_seen.append(len(s))
-                name = label if v == "base" else f"LLM4SBR({label})"
                 rows.append([name, ours_label(len(s)),
                              *[fmt_pm(100 * st[0], 100 * st[1], st[2])
                                for st in stats[v].values()]])
             if paper.get(v):
-                name = label if v == "base" else f"LLM4SBR({label})"
                 rows.append([name, "paper", *[fmt(paper[v].get(m)) for m in METRICS]])
         if all(len(s) for s in sides.values()):
             rows.append([f"{label} Improv.", "ours",
@@ -137,38 +167,41 @@ def table3(metrics_paths: Iterable[str | Path], n_resamples: int = 10_000, seed:
         if paper.get("improv"):
             rows.append([f"{label} Improv.", "paper",
                          *[fmt(paper["improv"].get(m), suffix="%") for m in METRICS]])
-        if tests is not None:
-            rows.append([f"{label} p", "paired t-test",
-                         *[fmt_p(tests.loc[m, "p_ttest"]) for m in METRICS]])
-            rows.append([f"{label} p", f"paired bootstrap ({n_resamples:,})",
-                         *[fmt_p(tests.loc[m, "p_bootstrap"]) for m in METRICS]])
+        per_metric = by_comparison[id(comparison)] if comparison is not None else {}
+        for m in tested:
+            if m in per_metric:
+                test_rows.append([f"LLM4SBR({label}) vs {label}",
+                                  *([dataset] if multi else []), m, *per_metric[m].cells()])
         for m in METRICS:
             (bm, bs, bn), (lm, ls, ln) = stats["base"][m], stats["llm4sbr"][m]
             record = {"dataset": dataset, "backbone": backbone, "metric": m,
                       "base_mean": 100 * bm, "base_std": 100 * bs, "base_seeds": bn,
                       "llm4sbr_mean": 100 * lm, "llm4sbr_std": 100 * ls, "llm4sbr_seeds": ln,
                       "improvement_pct": improvement(bm, lm) if bn and ln else math.nan}
-            if tests is not None:
-                t = tests.loc[m]
-                record.update({"mean_diff": 100 * t["mean_diff"], "p_ttest": t["p_ttest"],
-                               "p_bootstrap": t["p_bootstrap"], "ci_low": 100 * t["ci_low"],
-                               "ci_high": 100 * t["ci_high"], "test_samples": int(t["n"])})
+            if m in per_metric:
+                record.update(per_metric[m].record())
+                record["clusters"] = comparison.clusters
             record.update({"paper_base": paper.get("base", {}).get(m, math.nan),
                            "paper_llm4sbr": paper.get("llm4sbr", {}).get(m, math.nan),
                            "paper_improvement_pct": paper.get("improv", {}).get(m, math.nan)})
             data.append(record)
     columns = ["dataset", "backbone", "metric", "base_mean", "base_std", "base_seeds",
-               "llm4sbr_mean", "llm4sbr_std", "llm4sbr_seeds", "improvement_pct", "mean_diff",
-               "ci_low", "ci_high", "p_ttest", "p_bootstrap", "test_samples", "paper_base",
-               "paper_llm4sbr", "paper_improvement_pct"]
+               "llm4sbr_mean", "llm4sbr_std", "llm4sbr_seeds", "improvement_pct",
+               *TEST_FIELDS, "clusters", "paper_base", "paper_llm4sbr",
+               "paper_improvement_pct"]
+    warnings, test_notes = family_notes(
+        comparisons, tests, labels, "base", "B = LLM4SBR(backbone), A = the backbone alone",
+        tested, margins_pp, n_resamples, seed, alpha,
+        min_sessions=min_sessions, max_mdd_pp=max_mdd_pp)
     notes = [selection_note(seeds_seen),
-             "Improv. = relative change of the means in %. p = two-sided paired tests of "
-             "LLM4SBR against the backbone over the test samples (each sample's metric "
-             "averaged over the seeds of each side); bootstrap: percentile resampling of the "
-             "per-sample differences, seeded. The paper reports no NDCG in Table 3 and only "
-             "Beauty and ML-1M; it gives no seeds, spreads or tests."]
+             "Improv. = relative change of the means over all seeds, in %. The paper reports "
+             "no NDCG in Table 3 and only Beauty and ML-1M; it gives no seeds, spreads or "
+             "tests.", *test_notes]
+    sections = [Section("Tests: LLM4SBR (B) against the backbone alone (A)",
+                        ["comparison", *(["dataset"] if multi else []), *TEST_HEADER],
+                        test_rows)] if test_rows else []
     return Table("Table 3. The backbones with and without LLM4SBR (%)", header, rows,
-                 pd.DataFrame(data, columns=columns), notes)
+                 pd.DataFrame(data, columns=columns), notes, sections, warnings)
 
 
 # --- Table 4 --------------------------------------------------------------------------
@@ -200,7 +233,10 @@ def table4(metrics_paths: Iterable[str | Path]) -> Table:
                              "paper": paper.get(variant, {}).get(m, math.nan)})
     notes = [selection_note(seeds_seen),
              "Paper values: Table 4 (w/o SBR, w/o LLM, w/o AU, LLM4SBR; SR-GNN backbone) and "
-             "the P@K that §5.3.2 quotes from Fig. 6 (w/o Long, w/o Short, Normal)."]
+             "the P@K that §5.3.2 quotes from Fig. 6 (w/o Long, w/o Short, Normal).",
+             "No tests here: the variants table (variants.md) tests every ablation against "
+             "the backbone alone, seed-paired and session-clustered, with Holm's correction "
+             "and the minimum detectable difference."]
     return Table("Table 4. Ablations of LLM4SBR (%)", header, rows,
                  pd.DataFrame(data, columns=["dataset", "backbone", "variant", "metric",
                                              "mean", "std", "seeds", "paper"]), notes)
