@@ -110,6 +110,9 @@ def test_vsknn_scores_by_hand():
     idf = np.log(4 / np.array([2, 2, 2, 1, 1, 1]))
     got = scores_of("vsknn", train, [[1, 3, 2]], 6, k=4, sample_size=0, idf_weighting=2)[0]
     np.testing.assert_allclose(got[1:], expected * (1 + 2 * idf))
+    # remind=False: the session's own items 1, 2, 3 are not scored
+    got = scores_of("vsknn", train, [[1, 3, 2]], 6, k=4, sample_size=0, remind=False)[0]
+    np.testing.assert_allclose(got[1:], [0, 0, 0, *expected[3:]])
     # k = 2 keeps n0 and n1 (the two largest similarities)
     got = scores_of("vsknn", train, [[1, 3, 2]], 6, k=2, sample_size=0)[0]
     np.testing.assert_allclose(got[1:], [pair[0], pair[0] + pair[1], pair[0], pair[1], 0, 0])
@@ -157,6 +160,9 @@ def test_stan_three_decays_by_hand(l1, l2, l3):
     got = scores_of("stan", STAN_TRAIN, [[1, 2]], 9, k=1, sample_size=0, lambda_spw=l1,
                     lambda_snh=l2, lambda_inh=l3)[0]
     np.testing.assert_allclose(got, stan_by_hand(l1, l2, l3, k=1))
+    got = scores_of("stan", STAN_TRAIN, [[1, 2]], 9, k=3, sample_size=0, lambda_spw=l1,
+                    lambda_snh=l2, lambda_inh=l3, remind=False)[0]
+    np.testing.assert_allclose(got, stan_by_hand(l1, l2, l3) * (np.arange(10) > 2))
 
 
 def test_stan_decay_functions_by_hand():
@@ -219,6 +225,7 @@ def naive_scores(method: str, sessions: list[list[int]], prefix: list[int], n_it
         else:
             sims[j] = sum(w[i] for i in inter) / (norm * np.sqrt(float(len(sets[j])))) * rec[j]
     ranked = sorted((j for j in sims if sims[j] > 0), key=lambda j: (-sims[j], -j))
+    remind = p.get("remind", True)
     for j in sorted(ranked[:p["k"]]):
         sim = sims[j]
         if method == "sknn":
@@ -232,6 +239,8 @@ def naive_scores(method: str, sessions: list[list[int]], prefix: list[int], n_it
                 step += 1
             decay = float(vsknn_match_decay(np.array([step]), p["weighting_score"])[0])
             for i in sets[j]:
+                if not remind and i in last:
+                    continue
                 new = sim
                 if p["idf_weighting"]:
                     new = new + new * idf[i] * p["idf_weighting"]
@@ -248,6 +257,8 @@ def naive_scores(method: str, sessions: list[list[int]], prefix: list[int], n_it
                 latest = max(q for q, x in enumerate(prefix, 1) if x in sets[j])
                 ipw = float(stan_position_weights(np.array([latest]), L, p["lambda_ipw"])[0])
             for i in sets[j]:
+                if not remind and i in last:
+                    continue
                 new = sim * float(stan_item_weights(np.array([pos_last[i]]), p_star,
                                                     p["lambda_inh"])[0])
                 if method == "vstan" and p["lambda_idf"]:
@@ -273,9 +284,11 @@ SETTINGS = [
                "idf_weighting": 2}),
     ("vsknn", {"k": 3, "sample_size": 5, "weighting": "quadratic",
                "weighting_score": "quadratic", "idf_weighting": 1}),
-    ("vsknn", {"k": 5, "sample_size": 0, "weighting": "log", "weighting_score": "linear"}),
+    ("vsknn", {"k": 5, "sample_size": 0, "weighting": "log", "weighting_score": "linear",
+               "remind": False}),
     ("vsknn", {"k": 5, "sample_size": 0, "weighting": "same", "weighting_score": "same"}),
     ("stan", {"k": 4, "sample_size": 8}),
+    ("stan", {"k": 6, "sample_size": 0, "remind": False}),
     ("stan", {"k": 10, "sample_size": 0, "lambda_spw": 0.5, "lambda_snh": 0.3,
               "lambda_inh": 3.0}),
     ("stan", {"k": 3, "sample_size": 0, "lambda_spw": None, "lambda_snh": None,
@@ -283,6 +296,7 @@ SETTINGS = [
     ("vstan", {"k": 4, "sample_size": 8}),
     ("vstan", {"k": 7, "sample_size": 0, "lambda_spw": 2.0, "lambda_snh": None,
                "lambda_inh": 1.0, "lambda_ipw": 0.7, "lambda_idf": None}),
+    ("vstan", {"k": 5, "sample_size": 6, "lambda_idf": 2.0, "remind": False}),
 ]
 
 
@@ -348,7 +362,8 @@ def test_training_sessions_rebuilds_and_checks():
 
 def test_invalid_inputs_raise_package_errors():
     index = index_of([[1, 2]], 3)
-    for bad in ({"k": 0}, {"sample_size": -1}, {"lambda_spw": 0}, {"nope": 1}):
+    for bad in ({"k": 0}, {"sample_size": -1}, {"lambda_spw": 0}, {"nope": 1},
+                {"lambda_spw": 1.0, "remind": "no"}):
         method = "stan" if "lambda_spw" in bad else "sknn"
         with pytest.raises(Llm4sbrError):
             make_model(method, index, **bad)
@@ -413,7 +428,7 @@ def test_default_grids_are_small_and_valid():
     index = index_of([[1, 2, 3], [2, 3]], 3)
     for method in knn.METHODS:
         points = knn.grid_points(knn.default_grid(method, index))
-        assert 1 <= len(points) <= 16
+        assert 1 <= len(points) <= 32
         for p in points:
             make_model(method, index, **p)
 
