@@ -316,3 +316,15 @@ def test_calibration_benchmark_runs():
                           capture_output=True, text=True, env=env, timeout=120)
     assert grid.returncode == 0, grid.stderr[-2000:]
     assert "| guarded (conservative_df) |" in grid.stdout
+
+
+def test_seed_pairs_that_agree_do_not_make_a_certain_difference():
+    # Two seed pairs with the same mean difference and 4 samples in 4 sessions: the
+    # between-seed spread is 0, so the SE must come from the sessions, not be 0.
+    a = np.array([[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0]])
+    b = np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 1.0, 1.0, 0.0]])
+    result = paired_two_level_bootstrap(a, b, np.arange(4), n_resamples=2000, rng=0)
+    assert result.delta == 0.0 or result.se > 0
+    b2 = b + np.array([[0.5, -0.5, 0.5, 0.5]])  # same mean gain in both seeds, noisy
+    result = paired_two_level_bootstrap(a, b2, np.arange(4), n_resamples=2000, rng=0)
+    assert result.se > 0 and result.p > 0.05 and "floored" in result.method

@@ -416,11 +416,21 @@ def paired_two_level_bootstrap(a: np.ndarray | Sequence, b: np.ndarray | Sequenc
                                       "CI, centred-bootstrap p",
                                se=float(joint.std(ddof=1)), df=math.inf, **common)
 
+    floored = False
+    if n_seeds >= 2 and v_seed + v_session == 0 and np.ptp(design.d) > 0:
+        # All seed pairs agree on the mean difference and the between-seed session
+        # covariance came out ≤ 0 (tiny designs): a zero SE would claim certainty. Floor
+        # the session part at the variance of the seed mean with independent seeds.
+        v_session = (float(per_seed.var(axis=0, ddof=1).mean()) * n_sessions
+                     / (n_sessions - 1) / n_seeds)
+        common["v_session"] = v_session
+        floored = True
     se = math.sqrt(v_seed + v_session)
     if n_seeds >= 2:
         df = conservative_df(v_seed, n_seeds - 1, v_session, n_sessions - 1)
         words = (f"two-level bootstrap SE (seeds × sessions), t with guarded "
-                 f"Satterthwaite df = {df:.1f}")
+                 f"Satterthwaite df = {df:.1f}"
+                 + ("; session variance floored (no between-seed spread)" if floored else ""))
     else:
         df = float(n_sessions - 1)
         words = (f"one seed: conditional on that pair of runs (training randomness not "
