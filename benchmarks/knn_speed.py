@@ -29,13 +29,13 @@ import numpy as np
 import scipy
 import torch
 
+from llm4sbr_core.data.batches import count_items
 from llm4sbr_core.metrics import metrics_from_ranks
 from llm4sbr_core.models.knn import (
     METHODS,
     KnnIndex,
     Samples,
     SessionArrays,
-    count_items,
     default_params,
     make_model,
     model_ranks,

@@ -26,11 +26,11 @@ import platform
 
 import torch
 
-from llm4sbr_core.data.batches import load_samples
+from llm4sbr_core.data.batches import count_items, load_samples
 from llm4sbr_core.models import get_backbone
 from llm4sbr_core.models.build import build_model, build_training_graph
 from llm4sbr_core.train.checkpoint import seed_everything
-from llm4sbr_core.train.run import count_items, resolve_device
+from llm4sbr_core.train.run import resolve_device
 from llm4sbr_core.train.settings import RunSettings
 from llm4sbr_core.train.trainer import Trainer
 

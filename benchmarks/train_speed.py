@@ -36,7 +36,8 @@ from llm4sbr_core.train.checkpoint import seed_everything
 from llm4sbr_core.models import get_backbone
 from llm4sbr_core.models.build import build_model, build_training_graph
 from llm4sbr_core.train.intents import load_intents
-from llm4sbr_core.train.run import count_items, resolve_device
+from llm4sbr_core.data.batches import count_items
+from llm4sbr_core.train.run import resolve_device
 from llm4sbr_core.train.settings import RunSettings
 from llm4sbr_core.train.trainer import Trainer
 name, data, n_steps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

@@ -15,6 +15,7 @@ partly filled with :func:`fill`); the report planner and the library fill them w
     results/{dataset}/graphs/{backbone}.npz
     results/{dataset}/runs/{backbone}/{variant}/seed{seed}/{metrics.json,ranks.parquet,model.pt}
     results/{dataset}/runs/llmseqsim/{aggregation}/seed0/{metrics.json,ranks.parquet}
+    results/{dataset}/runs/{method}/tuned/seed0/{metrics.json,ranks.parquet}   (kNN baselines)
     results/{dataset}/tables/*.{md,csv,html}   results/{dataset}/figures/*
     results/{dataset}/benchmarks/...           (Snakemake's benchmark: files)
     logs/{dataset}/...                         (Snakemake's log: files)
@@ -66,6 +67,10 @@ MODEL_FILE = "model.pt"
 #: its aggregation, seed 0, so tables treat it as one more run
 LLMSEQSIM = "llmseqsim"
 LLMSEQSIM_RUN_DIR = f"{RUNS_DIR}/{LLMSEQSIM}/{{aggregation}}/seed0"
+#: the session-kNN baselines (no training, no seed) are stored as backbone = the method,
+#: variant ``tuned`` (tuned on the validation split), seed 0
+KNN_VARIANT = "tuned"
+KNN_RUN_DIR = f"{RUNS_DIR}/{{method}}/{KNN_VARIANT}/seed0"
 
 # --- report
 TABLES_DIR = f"{DATASET_DIR}/tables"
@@ -92,6 +97,12 @@ def fill(pattern: str, **values: object) -> str:
 def wildcards(pattern: str) -> list[str]:
     """The wildcard names of ``pattern``, in order."""
     return [name for _, name, _, _ in Formatter().parse(pattern) if name is not None]
+
+
+def benchmark_file(job: str) -> str:
+    """The ``benchmark:`` file of a job: ``results/{dataset}/benchmarks/{job}.tsv``
+    (``job`` may hold wildcards, e.g. ``"build_prompts/{view}"``)."""
+    return f"{BENCHMARKS_DIR}/{job}.tsv"
 
 
 def run_dir(dataset: str, backbone: str, variant: str, seed: int) -> str:

@@ -55,6 +55,8 @@ KIND_VIEWS: dict[str, tuple[str, ...]] = {
     "wo_a": ("short", "long"), "wo_long": ("short",),
     "wo_short": ("long",), "normal": ("normal",), "wo_sbr": ("short", "long"),
 }
+#: The session-kNN baselines (models/knn.py; the schema's train.knn)
+KNN_METHODS: tuple[str, ...] = ("pop", "sknn", "vsknn", "stan", "vstan")
 #: LLMSeqSim's session aggregations (models/llmseqsim.py; the schema's train.llmseqsim)
 LLMSEQSIM_AGGREGATIONS: tuple[str, ...] = ("mean", "linear", "last")
 KINDS: tuple[str, ...] = ("base", *WRAPPER_MODES, "textinit")

@@ -46,19 +46,21 @@ def data_targets():
 
 # --- training (rules/train.smk) ------------------------------------------------------
 from llm4sbr_core.train.settings import backbone_names, run_config, variant_pattern
-from llm4sbr_core.variants import LLMSEQSIM_AGGREGATIONS, parse_variant
+from llm4sbr_core.variants import KNN_METHODS, LLMSEQSIM_AGGREGATIONS, parse_variant
 
 TRAIN = config["train"]
 RUN_DIR = layout.RUN_DIR
 
 
 def train_targets():
-    """metrics.json of every dataset × backbone × variant × seed of config `train:`, and
-    of every LLMSeqSim aggregation of `train.llmseqsim`."""
+    """metrics.json of every dataset × backbone × variant × seed of config `train:`, of
+    every LLMSeqSim aggregation of `train.llmseqsim` and every kNN method of `train.knn`."""
     runs = expand(f"{RUN_DIR}/{layout.METRICS_FILE}", dataset=DATASETS,
                   backbone=TRAIN["backbones"], variant=TRAIN["variants"], seed=TRAIN["seeds"])
-    return runs + expand(f"{layout.LLMSEQSIM_RUN_DIR}/{layout.METRICS_FILE}",
-                         dataset=DATASETS, aggregation=TRAIN.get("llmseqsim", []))
+    runs += expand(f"{layout.LLMSEQSIM_RUN_DIR}/{layout.METRICS_FILE}", dataset=DATASETS,
+                   aggregation=TRAIN.get("llmseqsim", []))
+    return runs + expand(f"{layout.KNN_RUN_DIR}/{layout.METRICS_FILE}", dataset=DATASETS,
+                         method=TRAIN.get("knn", []))
 
 
 def needs_training_graph(backbone):

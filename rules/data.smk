@@ -46,7 +46,7 @@ rule build_dataset:
     log:
         "logs/{dataset}/build_dataset.log",
     benchmark:
-        layout.BENCHMARKS_DIR + "/build_dataset.tsv"
+        layout.benchmark_file("build_dataset")
     threads: 1
     resources:
         mem_mb=4000,

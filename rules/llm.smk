@@ -18,7 +18,7 @@ rule llm_generate_shard:
     log:
         "logs/{dataset}/llm_generate_shard/{llm}/{view}.{shard}-of-{shards}.log",
     benchmark:
-        layout.BENCHMARKS_DIR + "/llm_generate_shard/{llm}/{view}.{shard}-of-{shards}.tsv"
+        layout.benchmark_file("llm_generate_shard/{llm}/{view}.{shard}-of-{shards}")
     wildcard_constraints:
         llm=re.escape(LLM_NAME),
         view="|".join(config["prompts"]["qualifiers"]),

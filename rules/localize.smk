@@ -19,7 +19,7 @@ rule localize_intents:
     log:
         "logs/{dataset}/localize_intents/{llm}/{encoder}/r{r}/{view}.log",
     benchmark:
-        layout.BENCHMARKS_DIR + "/localize_intents/{llm}/{encoder}/r{r}.{view}.tsv"
+        layout.benchmark_file("localize_intents/{llm}/{encoder}/r{r}.{view}")
     wildcard_constraints:
         encoder=re.escape(ENCODER_NAME),
         llm=re.escape(LLM_NAME),

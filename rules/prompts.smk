@@ -11,7 +11,7 @@ rule build_prompts:
     log:
         "logs/{dataset}/build_prompts/{view}.log",
     benchmark:
-        layout.BENCHMARKS_DIR + "/build_prompts/{view}.tsv"
+        layout.benchmark_file("build_prompts/{view}")
     wildcard_constraints:
         view="|".join(config["prompts"]["qualifiers"]),
     threads: 1

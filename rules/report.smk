@@ -37,7 +37,7 @@ rule report_table3:
     log:
         "logs/{dataset}/report/table3.log",
     benchmark:
-        layout.BENCHMARKS_DIR + "/report/table3.tsv"
+        layout.benchmark_file("report/table3")
     resources:
         mem_mb=2000,
     conda:
@@ -76,7 +76,7 @@ rule report_variants:
     log:
         "logs/{dataset}/report/variants.log",
     benchmark:
-        layout.BENCHMARKS_DIR + "/report/variants.tsv"
+        layout.benchmark_file("report/variants")
     resources:
         mem_mb=2000,
     conda:
@@ -205,3 +205,33 @@ rule report_localization:
         "../envs/report.yaml"
     script:
         "../workflow_scripts/report_localization.py"
+
+
+# Where a backbone's gain comes from: the wrapper's architecture (wo_au), each half of the
+# alignment + uniformity term (wo_a, wo_u) and the intents' information (random, shuffled,
+# item-title and LLM intents), each step tested (one Holm family per backbone).
+rule report_decomposition:
+    input:
+        metrics=lambda w: report_plan.decomposition_runs(config, w.dataset, w.backbone),
+        ranks=lambda w: report_plan.decomposition_runs(
+            config, w.dataset, w.backbone, layout.RANKS_FILE
+        ),
+    output:
+        **report_table(
+            "decomposition_{backbone}", "decomposition.rst", "Decomposition of the gain"
+        ),
+    params:
+        n_resamples=10_000,
+        seed=0,
+    log:
+        "logs/{dataset}/report/decomposition_{backbone}.log",
+    benchmark:
+        layout.benchmark_file("report/decomposition_{backbone}")
+    wildcard_constraints:
+        backbone="|".join(backbone_names()),
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_tables.py"

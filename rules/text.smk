@@ -15,7 +15,7 @@ rule encode_items:
     log:
         "logs/{dataset}/encode_items/{encoder}.log",
     benchmark:
-        layout.BENCHMARKS_DIR + "/encode_items/{encoder}.tsv"
+        layout.benchmark_file("encode_items/{encoder}")
     wildcard_constraints:
         encoder=re.escape(ENCODER_NAME),
     threads: 2
@@ -41,7 +41,7 @@ rule encode_answers:
     log:
         "logs/{dataset}/encode_answers/{encoder}/{llm}/{view}.log",
     benchmark:
-        layout.BENCHMARKS_DIR + "/encode_answers/{encoder}/{llm}/{view}.tsv"
+        layout.benchmark_file("encode_answers/{encoder}/{llm}/{view}")
     wildcard_constraints:
         encoder=re.escape(ENCODER_NAME),
         llm=re.escape(LLM_NAME),

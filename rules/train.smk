@@ -15,7 +15,7 @@ rule build_training_graph:
     log:
         "logs/{dataset}/build_training_graph/{backbone}.log",
     benchmark:
-        layout.BENCHMARKS_DIR + "/build_training_graph/{backbone}.tsv"
+        layout.benchmark_file("build_training_graph/{backbone}")
     wildcard_constraints:
         backbone="|".join(backbone_names()),
     threads: 1
@@ -44,7 +44,7 @@ rule train_run:
     log:
         f"{RUN_DIR}/train.log",
     benchmark:
-        layout.BENCHMARKS_DIR + "/train/{backbone}.{variant}.seed{seed}.tsv"
+        layout.benchmark_file("train/{backbone}.{variant}.seed{seed}")
     wildcard_constraints:
         backbone="|".join(backbone_names()),
         variant=variant_pattern(),
@@ -74,7 +74,7 @@ rule llmseqsim:
     log:
         "logs/{dataset}/llmseqsim/{aggregation}.log",
     benchmark:
-        layout.BENCHMARKS_DIR + "/llmseqsim/{aggregation}.tsv"
+        layout.benchmark_file("llmseqsim/{aggregation}")
     wildcard_constraints:
         aggregation="|".join(LLMSEQSIM_AGGREGATIONS),
     threads: 2
@@ -85,3 +85,27 @@ rule llmseqsim:
         "../envs/cpu.yaml"
     script:
         "../workflow_scripts/llmseqsim.py"
+
+
+# The session-kNN baselines (POP, SKNN, V-SKNN, STAN, V-STAN): no training, no seed; each
+# tuned on the validation split, the test split ranked once, outputs in the runs' contract.
+rule knn_run:
+    input:
+        unpack(data_inputs),
+    output:
+        metrics=f"{layout.KNN_RUN_DIR}/{layout.METRICS_FILE}",
+        ranks=f"{layout.KNN_RUN_DIR}/{layout.RANKS_FILE}",
+    log:
+        "logs/{dataset}/knn/{method}.log",
+    benchmark:
+        layout.benchmark_file("knn/{method}")
+    wildcard_constraints:
+        method="|".join(KNN_METHODS),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/knn_run.py"

@@ -23,7 +23,6 @@ from llm4sbr_core.models.knn import (
     knn_ranks,
     make_model,
     recency_weights,
-    run_knn,
     stan_item_weights,
     stan_position_weights,
     training_sessions,
@@ -31,6 +30,8 @@ from llm4sbr_core.models.knn import (
     vsknn_match_decay,
     vsknn_position_weights,
 )
+from llm4sbr_core.train.knn_run import run_knn
+from llm4sbr_core.train.outputs import RunOutputs
 
 SQ6, SQ8 = math.sqrt(6), math.sqrt(8)
 
@@ -460,7 +461,9 @@ def test_run_knn_writes_the_run_contract(tmp_path):
     pq.write_table(pa.table({"item_id": pa.array(np.arange(1, n_items + 1), pa.int64())}),
                    data / "items.parquet")
     out = tmp_path / "run"
-    metrics = run_knn(data, out, "vsknn", grid={"k": [5, 50]}, config={"dataset": "toy"})
+    metrics = run_knn(*(data / f"{n}.parquet" for n in ("train", "valid", "test", "items")),
+                      RunOutputs.in_dir(out, model=False), "vsknn", grid={"k": [5, 50]},
+                      config={"dataset": "toy"})
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
     assert {"valid", "test", "config", "best_params", "grid", "runtime", "history",
@@ -494,3 +497,11 @@ def test_speed_benchmark_runs_on_tiny_synthetic_data():
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert sum(line.startswith(("| pop ", "| sknn ", "| stan ")) for line in rows) == 6
+
+
+def test_the_config_lists_the_methods_the_module_has():
+    from llm4sbr_core.config import load_schema
+    from llm4sbr_core.variants import KNN_METHODS
+
+    enum = load_schema()["properties"]["train"]["properties"]["knn"]["items"]["enum"]
+    assert tuple(enum) == KNN_METHODS == tuple(knn.METHODS)

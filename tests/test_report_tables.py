@@ -126,6 +126,27 @@ def test_table3_without_llm4sbr_runs_has_no_tests(tmp_path):
     assert table.data["p"].isna().all() and not table.sections and not table.warnings
 
 
+def test_table3_shows_the_knn_baselines(tmp_path):
+    paths = [write_run(tmp_path, "srgnn", "base", 0, [1, 2, 30]),
+             write_run(tmp_path, "stan", "tuned", 0, [1, 1, 3])]
+    table = table3(paths)
+    assert [row[:2] for row in table.rows] == [["SR-GNN", "ours (1 seed)"],
+                                              ["STAN", "ours (tuned on valid, 1 run)"]]
+    assert table.rows[1][2] == "100.00"
+    assert any("Non-neural baselines (STAN)" in n for n in table.notes)
+
+
+def test_the_plan_lists_the_knn_runs():
+    config = {"train": {"backbones": ["srgnn"], "variants": ["base", "llm4sbr"], "seeds": [0],
+                        "knn": ["pop", "stan"]}}
+    knn = ["results/d/runs/pop/tuned/seed0/metrics.json",
+           "results/d/runs/stan/tuned/seed0/metrics.json"]
+    assert plan.knn_runs(config, "d") == knn
+    assert plan.table3_runs(config, "d")[-2:] == knn
+    assert plan.variant_runs(config, "d")[-2:] == knn
+    assert plan.knn_runs(config, "d", "ranks.parquet")[0].endswith("tuned/seed0/ranks.parquet")
+
+
 def test_missing_run_names_the_file(tmp_path):
     paths = table3_runs(tmp_path)
     missing = tmp_path / "results/beauty/runs/srgnn/llm4sbr/seed7/metrics.json"

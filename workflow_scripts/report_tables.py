@@ -1,5 +1,5 @@
-"""rules report_table2 … report_table5, report_variants → llm4sbr_core.report.tables,
-llm4sbr_core.report.compare."""
+"""rules report_table2 … report_table5, report_variants, report_decomposition →
+llm4sbr_core.report.tables, .compare, .decomposition."""
 
 import logging
 
@@ -28,6 +28,12 @@ elif smk.rule == "report_variants":
     table = variant_comparison(smk.input.metrics, n_resamples=smk.params.n_resamples,
                                seed=smk.params.seed, title=smk.params.title,
                                test_samples=test_samples)
+elif smk.rule == "report_decomposition":
+    from llm4sbr_core.report.decomposition import decomposition_table
+
+    table = decomposition_table(smk.input.metrics, smk.wildcards.backbone,
+                                n_resamples=smk.params.n_resamples, seed=smk.params.seed,
+                                test_samples=test_samples)
 else:
     table = tables.table5(smk.input.metrics)
 for warning in table.warnings:

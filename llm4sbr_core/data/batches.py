@@ -97,3 +97,11 @@ def load_samples(path: str | Path, max_len: int | None = None) -> SampleTensors:
                          torch.from_numpy(table["target"].to_numpy().astype(np.int64)),
                          torch.from_numpy(table["sample_id"].to_numpy().astype(np.int64)),
                          sessions)
+
+
+def count_items(items_path: str | Path) -> int:
+    """N, the number of items (ids 1..N; 0 is padding) of a dataset's items.parquet."""
+    ids = pq.read_table(items_path, columns=["item_id"])["item_id"].to_numpy()
+    if len(ids) == 0 or ids.min() != 1 or ids.max() != len(ids):
+        raise InvalidInputError("item ids are not 1..N", items_path)
+    return len(ids)

@@ -93,7 +93,6 @@ import inspect
 import itertools
 import logging
 import math
-import platform
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -105,12 +104,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import scipy
 import scipy.sparse as sp
 import torch
 
 from ..errors import InvalidInputError
-from ..io import AtomicFiles
 from ..metrics import metrics_from_ranks, target_ranks
 
 log = logging.getLogger(__name__)
@@ -204,14 +201,6 @@ def read_samples(path: str | Path) -> Samples:
         raise InvalidInputError("samples file not found", path)
     return Samples.from_table(pq.read_table(path, columns=["sample_id", "session_id", "items",
                                                            "target"]), path)
-
-
-def count_items(items_path: str | Path) -> int:
-    """N, the number of items of a dataset's items.parquet (ids 1..N, 0 is padding)."""
-    ids = pq.read_table(items_path, columns=["item_id"])["item_id"].to_numpy()
-    if len(ids) == 0 or ids.min() != 1 or ids.max() != len(ids):
-        raise InvalidInputError("item ids are not 1..N", items_path)
-    return len(ids)
 
 
 def training_sessions(samples: Samples) -> SessionArrays:
@@ -930,52 +919,3 @@ def tune_knn(method: str, train: Samples | SessionArrays | KnnIndex, valid: Samp
     return KnnResult(method, full, valid_metrics, valid_ranks, test_metrics, test_ranks, results,
                      {"fit_seconds": fit_seconds, "tune_seconds": tune_seconds,
                       "test_seconds": test_seconds})
-
-
-def run_knn(data_dir: str | Path, out_dir: str | Path, method: str, *,
-            grid: Mapping[str, Sequence[Any]] | None = None,
-            params: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None,
-            threads: int | None = None) -> dict[str, Any]:
-    """Tune ``method`` on ``data_dir``'s validation split, rank its test split once and
-    write ``out_dir``/{metrics.json, ranks.parquet} atomically (the training runs'
-    contract: best_epoch 0, no history; plus ``best_params`` and the ``grid`` scores).
-
-    ``params`` are fixed values merged under every grid point; ``grid={}`` evaluates
-    ``params`` (or the defaults) alone.
-    """
-    if threads:
-        torch.set_num_threads(threads)
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    n_items = count_items(data_dir / "items.parquet")
-    train, valid, test = (read_samples(data_dir / f"{s}.parquet")
-                          for s in ("train", "valid", "test"))
-    result = tune_knn(method, train, valid, test, n_items, grid=grid, fixed=params)
-    assert result.test is not None and result.test_ranks is not None
-    metrics = {
-        "valid": result.valid,
-        "test": result.test,
-        "best_epoch": 0, "epochs": 0, "seconds_per_epoch": 0.0,
-        "config": {"backbone": method, "variant": "knn", "seed": 0,
-                   "select_metric": SELECT_METRIC, **(config or {})},
-        "best_params": result.best_params,
-        "grid": result.grid,
-        "data": {"items": n_items, "train_samples": len(train), "valid_samples": len(valid),
-                 "test_samples": len(test),
-                 "train_sessions": int(len(np.unique(train.session_ids)))},
-        "history": [],
-        "runtime": {"device": "cpu", "torch": torch.__version__, "numpy": np.__version__,
-                    "scipy": scipy.__version__, "python": platform.python_version(),
-                    "threads": torch.get_num_threads(), "train_seconds": [],
-                    "valid_seconds": [g["seconds"] for g in result.grid],
-                    "eval_seconds": result.seconds["test_seconds"], **result.seconds},
-    }
-    with AtomicFiles() as files:
-        files.write_json(out_dir / "metrics.json", metrics)
-        files.write_parquet(out_dir / "ranks.parquet", pa.table({
-            "sample_id": pa.array(test.sample_ids, pa.int64()),
-            "session_id": pa.array(test.session_ids, pa.int64()),
-            "rank": pa.array(result.test_ranks.astype(np.int64), pa.int64())}))
-    t = metrics["test"]
-    log.info("%s %s test: P@20 %.4f MRR@20 %.4f NDCG@20 %.4f", method, result.best_params,
-             t["P@20"], t["MRR@20"], t["NDCG@20"])
-    return metrics

@@ -13,6 +13,8 @@ from __future__ import annotations
 BACKBONE_LABELS: dict[str, str] = {
     "gru4rec": "GRU4Rec", "sasrec": "SASRec", "srgnn": "SR-GNN", "tagnn": "TAGNN",
     "gcegnn": "GCE-GNN", "dhcn": "S²-DHCN",
+    # the non-neural baselines (runs/{method}/tuned/seed0)
+    "pop": "POP", "sknn": "SKNN", "vsknn": "V-SKNN", "stan": "STAN", "vstan": "V-STAN",
 }
 
 #: Display names of the variants (Table 4, Figs. 5–7).

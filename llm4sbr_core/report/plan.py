@@ -14,6 +14,7 @@ from typing import Any
 
 from ..layout import (
     FIGURES_DIR,
+    KNN_RUN_DIR,
     LLMSEQSIM_RUN_DIR,
     METRICS_FILE,
     TABLES_DIR,
@@ -30,6 +31,10 @@ TABLE4_VARIANTS: tuple[str, ...] = ("llm4sbr", "wo_au", "wo_long", "wo_short", "
                                     "wo_sbr", "base")
 FIG5_VARIANTS: tuple[str, ...] = ("wo_sbr", "base", "textinit", "llm4sbr")
 FIG6_VARIANTS: tuple[str, ...] = ("normal", "wo_long", "wo_short", "llm4sbr")
+#: The decomposition of a backbone's gain (report/decomposition.py), in display order.
+DECOMPOSITION_VARIANTS: tuple[str, ...] = (
+    "base", "wo_au", "wo_a", "wo_u", "llm4sbr-random", "llm4sbr-shuffled", "llm4sbr-items",
+    "llm4sbr")
 
 
 def run_files(dataset: str, backbones: Iterable[str], variants: Iterable[str],
@@ -73,7 +78,9 @@ def runs_of(config: Mapping[str, Any], dataset: str, variants: Sequence[str],
 
 def table3_runs(config: Mapping[str, Any], dataset: str, name: str = METRICS_FILE
                 ) -> list[str]:
-    return runs_of(config, dataset, configured_variants(config, TABLE3_VARIANTS), name)
+    """The base and llm4sbr runs of every configured backbone, and the kNN baselines."""
+    return (runs_of(config, dataset, configured_variants(config, TABLE3_VARIANTS), name)
+            + knn_runs(config, dataset, name))
 
 
 def table4_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
@@ -86,8 +93,35 @@ def all_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
 
 
 def variant_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
-    """Every configured run, LLMSeqSim included (the variants-against-base table)."""
-    return all_runs(config, dataset) + llmseqsim_runs(config, dataset)
+    """Every configured run, LLMSeqSim and the kNN baselines included (the
+    variants-against-base table)."""
+    return all_runs(config, dataset) + llmseqsim_runs(config, dataset) + knn_runs(config,
+                                                                                 dataset)
+
+
+def knn_runs(config: Mapping[str, Any], dataset: str, name: str = METRICS_FILE) -> list[str]:
+    """``name`` of the run (``layout.KNN_RUN_DIR``) of each method of ``train.knn``."""
+    return [f"{fill(KNN_RUN_DIR, dataset=dataset, method=m)}/{name}"
+            for m in _train(config).get("knn") or []]
+
+
+def decomposition_runs(config: Mapping[str, Any], dataset: str, backbone: str,
+                       name: str = METRICS_FILE) -> list[str]:
+    """The configured variants of :data:`DECOMPOSITION_VARIANTS` of one backbone."""
+    train = _train(config)
+    if backbone not in (train.get("backbones") or []):
+        return []
+    return run_files(dataset, [backbone], configured_variants(config, DECOMPOSITION_VARIANTS),
+                     train.get("seeds") or [], name)
+
+
+def decomposition_backbones(config: Mapping[str, Any]) -> list[str]:
+    """The backbones whose decomposition table has a step to test: ``wo_au`` and at least
+    one more variant of :data:`DECOMPOSITION_VARIANTS` are configured."""
+    variants = configured_variants(config, DECOMPOSITION_VARIANTS)
+    if "wo_au" not in variants or len(variants) < 2:
+        return []
+    return list(_train(config).get("backbones") or [])
 
 
 def fig5_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
@@ -137,6 +171,7 @@ def report_targets(config: Mapping[str, Any], datasets: Iterable[str]) -> list[s
         if "base" in configured_variants(config) and len(variant_runs(config, d)) > len(
                 runs_of(config, d, ["base"])):
             targets.append(f"{tables}/variants.md")
+        targets += [f"{tables}/decomposition_{b}.md" for b in decomposition_backbones(config)]
         if fig5_runs(config, d) or llmseqsim_runs(config, d):
             targets.append(f"{figures}/fig5_peers.png")
         # Figs. 6 and 7 compare: only when something besides plain llm4sbr is configured.

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
-from ..data.batches import SampleTensors, load_samples
+from ..data.batches import SampleTensors, count_items, load_samples
 from ..errors import ConfigError, InvalidInputError
 from ..io import AtomicFiles
 from ..layout import ITEMS_FILE, SPLIT_FILE, SPLITS, fill
@@ -91,14 +90,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device", f"{name!r} asked for, but CUDA is not available")
     return device
-
-
-def count_items(items_path: str | Path) -> int:
-    """N, the number of items (ids 1..N) of a dataset's items.parquet."""
-    ids = pq.read_table(items_path, columns=["item_id"])["item_id"].to_numpy()
-    if len(ids) == 0 or ids.min() != 1 or ids.max() != len(ids):
-        raise InvalidInputError("item ids are not 1..N", items_path)
-    return len(ids)
 
 
 def load_training_graph(path: str | Path) -> dict[str, np.ndarray]:

@@ -22,7 +22,8 @@ from ..errors import ConfigError
 from ..variants import VARIANT_PATTERN, Variant, parse_variant
 
 #: Keys of the ``train:`` section that select runs rather than configure one.
-GRID_KEYS: tuple[str, ...] = ("backbones", "variants", "seeds", "backbone_params", "llmseqsim")
+GRID_KEYS: tuple[str, ...] = ("backbones", "variants", "seeds", "backbone_params", "llmseqsim",
+                              "knn")
 
 
 def train_schema() -> dict[str, Any]:

@@ -1,0 +1,121 @@
+"""Where a backbone's gain comes from: the wrapper's architecture, each half of the
+alignment + uniformity term, and the information in the intents.
+
+The LLM4SBR wrapper changes a backbone in two ways at once: its ARCHITECTURE (a projected
+intent per view, gates and a fusion layer; for GRU4Rec and SASRec a mean-pooled global
+vector, for S²-DHCN the last click's embedding, for TAGNN no target attention) and its
+LOSS (τ (L_a + L_u), eqs. 8–9, 15). The variants of one backbone separate them:
+
+    base              the backbone alone
+    wo_au             + the wrapper's architecture (no L_a, no L_u)
+    wo_a / wo_u       + L_u only / + L_a only
+    llm4sbr-random    + L_a + L_u, intents = random directions with the LLM intents' norms
+    llm4sbr-shuffled  ... intents = another session's LLM intents (a derangement)
+    llm4sbr-items     ... intents = the session's own item titles (no LLM)
+    llm4sbr           ... intents = the session's own LLM intents
+
+and the table tests the steps between them (:data:`STEPS`), each as B − A with runs
+paired by seed and test samples clustered by session (:mod:`.significance`), one Holm
+family per table (= per backbone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InvalidInputError
+from .plan import DECOMPOSITION_VARIANTS
+from .render import Section, Table, fmt_pm, mean_std, selection_note
+from .runs import load_runs, ranks_path
+from .significance import (
+    EQUIVALENCE_MARGINS_PP,
+    MAX_MDD_PP,
+    MIN_SESSIONS,
+    TEST_HEADER,
+    TESTED_METRICS,
+    RankReader,
+    Side,
+    assess_family,
+    compare_sides,
+    family_notes,
+)
+
+#: The tested steps: (A, B, what B − A measures).
+STEPS: tuple[tuple[str, str, str], ...] = (
+    ("base", "wo_au", "the wrapper's architecture"),
+    ("wo_au", "wo_a", "+ uniformity L_u"),
+    ("wo_au", "wo_u", "+ alignment L_a"),
+    ("wo_au", "llm4sbr", "+ L_a + L_u (LLM intents)"),
+    ("llm4sbr-random", "llm4sbr", "LLM intents instead of random ones"),
+    ("llm4sbr-shuffled", "llm4sbr", "own LLM intents instead of another session's"),
+    ("llm4sbr-items", "llm4sbr", "LLM intents instead of the item titles"),
+    ("base", "llm4sbr", "all of it: LLM4SBR against the backbone"),
+)
+DEFAULT_METRICS: tuple[str, ...] = ("P@5", "P@20", "MRR@5", "MRR@20", "NDCG@20")
+
+
+def decomposition_table(metrics_paths: Iterable[str | Path], backbone: str,
+                        metrics: Sequence[str] = DEFAULT_METRICS,
+                        tested: Sequence[str] = TESTED_METRICS,
+                        steps: Sequence[tuple[str, str, str]] = STEPS,
+                        n_resamples: int = 10_000, seed: int = 0,
+                        test_samples: str | Path | None = None,
+                        margins_pp: Mapping[str, float] = EQUIVALENCE_MARGINS_PP,
+                        alpha: float = 0.05, min_sessions: int = MIN_SESSIONS,
+                        max_mdd_pp: float = MAX_MDD_PP, title: str | None = None) -> Table:
+    """The decomposition of ``backbone``'s runs among ``metrics_paths``: one row per
+    variant of :data:`DECOMPOSITION_VARIANTS` present (mean ± std over seeds), and a
+    "Steps" section testing each step of ``steps`` whose two variants both have runs."""
+    runs = load_runs([Path(p) for p in metrics_paths])
+    runs = runs[runs["backbone"] == backbone] if len(runs) else runs
+    if not len(runs):
+        raise InvalidInputError(f"no runs of backbone {backbone!r} among the runs given")
+    by_variant = {v: g for v, g in runs.groupby("variant", sort=False)}
+    shown = [v for v in DECOMPOSITION_VARIANTS if v in by_variant]
+    sides = {v: Side(v, {int(s): ranks_path(p) for s, p in
+                         zip(by_variant[v]["seed"], by_variant[v]["path"], strict=True)})
+             for v in shown}
+    reader = RankReader(test_samples)
+    done_steps = [(a, b, what) for a, b, what in steps if a in sides and b in sides]
+    comparisons = [compare_sides(reader, sides[a], sides[b], tested, n_resamples, seed)
+                   for a, b, _ in done_steps]
+    tests = assess_family(comparisons, margins_pp, alpha)
+
+    rows, data = [], []
+    for v in shown:
+        g = by_variant[v]
+        stats = {m: mean_std(g[m]) for m in dict.fromkeys([*metrics, *tested])}
+        rows.append([v, str(len(g)), *[fmt_pm(100 * stats[m][0], 100 * stats[m][1],
+                                               stats[m][2]) for m in metrics]])
+        record = {"backbone": backbone, "variant": v, "seeds": len(g)}
+        for m, (mean, std, _) in stats.items():
+            record[f"{m}_mean"], record[f"{m}_std"] = 100 * mean, 100 * std
+        data.append(record)
+    step_rows = []
+    for (a, b, what), comparison, per_metric in zip(done_steps, comparisons, tests,
+                                                    strict=True):
+        for m in tested:
+            if m in per_metric:
+                step_rows.append([f"{b} − {a}", what, m, *per_metric[m].cells()])
+                data.append({"backbone": backbone, "step": f"{b} - {a}", "measures": what,
+                             "metric": m, **per_metric[m].record()})
+        if not per_metric:
+            step_rows.append([f"{b} − {a}", what, "—", str(len(comparison.pairing.pairs)),
+                              *["—"] * 5, "not tested (see the notes)"])
+    labels = [f"{b} − {a}" for a, b, _ in done_steps]
+    warnings, test_notes = family_notes(
+        comparisons, tests, labels, "A",
+        "B and A = the step's two variants of this backbone", tested, margins_pp,
+        n_resamples, seed, alpha, min_sessions=min_sessions, max_mdd_pp=max_mdd_pp)
+    missing = [v for v in DECOMPOSITION_VARIANTS if v not in by_variant]
+    notes = [selection_note([len(by_variant[v]) for v in shown]), *test_notes]
+    if missing:
+        notes.append("Not run, so their steps are not tested: " + ", ".join(missing) + ".")
+    sections = ([Section("Steps (B − A)", ["step", "measures", *TEST_HEADER], step_rows)]
+                if step_rows else [])
+    return Table(title or f"{backbone}: where the gain comes from (%)",
+                 ["variant", "seeds", *metrics], rows, pd.DataFrame(data), notes, sections,
+                 warnings)
