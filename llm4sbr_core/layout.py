@@ -25,7 +25,11 @@ from __future__ import annotations
 
 from string import Formatter
 
-DATASET_DIR = "results/{dataset}"
+#: where the workflow writes everything, and the tracked archive of the run outputs that
+#: published numbers come from (the same layout below it)
+RESULTS_ROOT = "results"
+ARCHIVE_ROOT = "archive"
+DATASET_DIR = f"{RESULTS_ROOT}/{{dataset}}"
 
 # --- data stage
 DATA_DIR = f"{DATASET_DIR}/data"
