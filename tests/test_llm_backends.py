@@ -57,6 +57,7 @@ class FakeServer:
                     reply = server.script.pop(0) if server.script else None
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                counted = True
                 try:
                     if server.delay:
                         server.stop.wait(server.delay)
@@ -73,6 +74,11 @@ class FakeServer:
                     status, headers, payload = reply
                     data = (payload if isinstance(payload, bytes)
                             else json.dumps(payload).encode())
+                    # Out of flight before the reply leaves: a client that reads it and
+                    # sends its next request at once must not be counted twice.
+                    with server.lock:
+                        server.in_flight -= 1
+                        counted = False
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
@@ -83,8 +89,9 @@ class FakeServer:
                 except OSError:
                     pass  # the client gave up (timeout test)
                 finally:
-                    with server.lock:
-                        server.in_flight -= 1
+                    if counted:
+                        with server.lock:
+                            server.in_flight -= 1
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
