@@ -209,7 +209,8 @@ rule report_localization:
 
 # Where a backbone's gain comes from: the wrapper's architecture (wo_au), each half of the
 # alignment + uniformity term (wo_a, wo_u) and the intents' information (random, shuffled,
-# item-title and LLM intents), each step tested (one Holm family per backbone).
+# item-title and LLM intents), each step tested (one Holm family per table). The second
+# rule is the same chain on item-title intents (no LLM).
 rule report_decomposition:
     input:
         metrics=lambda w: report_plan.decomposition_runs(config, w.dataset, w.backbone),
@@ -221,6 +222,7 @@ rule report_decomposition:
             "decomposition_{backbone}", "decomposition.rst", "Decomposition of the gain"
         ),
     params:
+        source="llm",
         n_resamples=10_000,
         seed=0,
     log:
@@ -235,3 +237,27 @@ rule report_decomposition:
         "../envs/report.yaml"
     script:
         "../workflow_scripts/report_tables.py"
+
+
+use rule report_decomposition as report_decomposition_items with:
+    input:
+        metrics=lambda w: report_plan.decomposition_runs(
+            config, w.dataset, w.backbone, source="items"
+        ),
+        ranks=lambda w: report_plan.decomposition_runs(
+            config, w.dataset, w.backbone, layout.RANKS_FILE, source="items"
+        ),
+    output:
+        **report_table(
+            "decomposition_{backbone}-items",
+            "decomposition.rst",
+            "Decomposition of the gain, item-title intents",
+        ),
+    params:
+        source="items",
+        n_resamples=10_000,
+        seed=0,
+    log:
+        "logs/{dataset}/report/decomposition_{backbone}-items.log",
+    benchmark:
+        layout.benchmark_file("report/decomposition_{backbone}-items")

@@ -63,3 +63,24 @@ def test_the_plan_asks_for_a_decomposition_per_backbone_once_wo_au_is_configured
     assert len(runs) == 8 and plan.decomposition_runs(config, "d", "tagnn") == []
     config["train"]["variants"] = ["base", "llm4sbr"]
     assert not any("decomposition" in t for t in plan.report_targets(config, ["d"]))
+    config["train"]["variants"] = ["base", "wo_au-items", "llm4sbr-items"]
+    targets = plan.report_targets(config, ["d"])
+    assert "results/d/tables/decomposition_srgnn-items.md" in targets
+    assert not any(t.endswith("decomposition_srgnn.md") for t in targets)
+    runs = plan.decomposition_runs(config, "d", "srgnn", source="items")
+    assert {p.split("/")[4] for p in runs} == {"base", "wo_au-items", "llm4sbr-items"}
+
+
+def test_the_item_title_chain_needs_no_llm(tmp_path):
+    gain = {"llm4sbr-items": 20, "wo_u-items": 10}
+    variants = ["base", "wo_au-items", "wo_a-items", "wo_u-items", "llm4sbr-items-shuffled",
+                "llm4sbr-items"]
+    table = decomposition_table(grid(tmp_path, variants, gain), "srgnn", "items",
+                                n_resamples=300)
+    assert [r[0] for r in table.rows] == variants
+    (steps,) = table.sections
+    names = {r[0] for r in steps.rows}
+    assert names == {"wo_au-items − base", "wo_a-items − wo_au-items",
+                     "wo_u-items − wo_au-items", "llm4sbr-items − wo_au-items",
+                     "llm4sbr-items − llm4sbr-items-shuffled", "llm4sbr-items − base"}
+    assert "item-title intents" in table.title

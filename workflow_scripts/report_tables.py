@@ -28,10 +28,10 @@ elif smk.rule == "report_variants":
     table = variant_comparison(smk.input.metrics, n_resamples=smk.params.n_resamples,
                                seed=smk.params.seed, title=smk.params.title,
                                test_samples=test_samples)
-elif smk.rule == "report_decomposition":
+elif smk.rule in ("report_decomposition", "report_decomposition_items"):
     from llm4sbr_core.report.decomposition import decomposition_table
 
-    table = decomposition_table(smk.input.metrics, smk.wildcards.backbone,
+    table = decomposition_table(smk.input.metrics, smk.wildcards.backbone, smk.params.source,
                                 n_resamples=smk.params.n_resamples, seed=smk.params.seed,
                                 test_samples=test_samples)
 else:

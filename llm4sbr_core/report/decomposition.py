@@ -14,9 +14,10 @@ LOSS (τ (L_a + L_u), eqs. 8–9, 15). The variants of one backbone separate the
     llm4sbr-items     ... intents = the session's own item titles (no LLM)
     llm4sbr           ... intents = the session's own LLM intents
 
-and the table tests the steps between them (:data:`STEPS`), each as B − A with runs
-paired by seed and test samples clustered by session (:mod:`.significance`), one Holm
-family per table (= per backbone).
+The same chain with item-title intents (``wo_au-items`` ... ``llm4sbr-items``, control
+``llm4sbr-items-shuffled``) needs no LLM at all. The table tests the steps between them
+(:func:`steps_of`), each as B − A with runs paired by seed and test samples clustered by
+session (:mod:`.significance`), one Holm family per table (= per backbone and source).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InvalidInputError
-from .plan import DECOMPOSITION_VARIANTS
+from .plan import DECOMPOSITION_SOURCES
 from .render import Section, Table, fmt_pm, mean_std, selection_note
 from .runs import load_runs, ranks_path
 from .significance import (
@@ -43,38 +44,55 @@ from .significance import (
     family_notes,
 )
 
-#: The tested steps: (A, B, what B − A measures).
-STEPS: tuple[tuple[str, str, str], ...] = (
-    ("base", "wo_au", "the wrapper's architecture"),
-    ("wo_au", "wo_a", "+ uniformity L_u"),
-    ("wo_au", "wo_u", "+ alignment L_a"),
-    ("wo_au", "llm4sbr", "+ L_a + L_u (LLM intents)"),
-    ("llm4sbr-random", "llm4sbr", "LLM intents instead of random ones"),
-    ("llm4sbr-shuffled", "llm4sbr", "own LLM intents instead of another session's"),
-    ("llm4sbr-items", "llm4sbr", "LLM intents instead of the item titles"),
-    ("base", "llm4sbr", "all of it: LLM4SBR against the backbone"),
-)
+
+def steps_of(source: str) -> tuple[tuple[str, str, str], ...]:
+    """The tested steps (A, B, what B − A measures) of an intent source's decomposition."""
+    s = "" if source == "llm" else f"-{source}"
+    intents = "LLM intents" if source == "llm" else "item-title intents"
+    steps = [
+        ("base", f"wo_au{s}", "the wrapper's architecture"),
+        (f"wo_au{s}", f"wo_a{s}", "+ uniformity L_u"),
+        (f"wo_au{s}", f"wo_u{s}", "+ alignment L_a"),
+        (f"wo_au{s}", f"llm4sbr{s}", f"+ L_a + L_u ({intents})"),
+        (f"llm4sbr{s}-shuffled", f"llm4sbr{s}", f"own {intents} instead of another "
+                                                  "session's"),
+    ]
+    if source == "llm":
+        steps += [("llm4sbr-random", "llm4sbr", "LLM intents instead of random ones"),
+                  ("llm4sbr-items", "llm4sbr", "LLM intents instead of the item titles")]
+    steps.append(("base", f"llm4sbr{s}", "all of it: LLM4SBR against the backbone"))
+    return tuple(steps)
+
+
+#: The steps of the LLM-intent decomposition.
+STEPS = steps_of("llm")
 DEFAULT_METRICS: tuple[str, ...] = ("P@5", "P@20", "MRR@5", "MRR@20", "NDCG@20")
 
 
 def decomposition_table(metrics_paths: Iterable[str | Path], backbone: str,
-                        metrics: Sequence[str] = DEFAULT_METRICS,
+                        source: str = "llm", metrics: Sequence[str] = DEFAULT_METRICS,
                         tested: Sequence[str] = TESTED_METRICS,
-                        steps: Sequence[tuple[str, str, str]] = STEPS,
+                        steps: Sequence[tuple[str, str, str]] | None = None,
                         n_resamples: int = 10_000, seed: int = 0,
                         test_samples: str | Path | None = None,
                         margins_pp: Mapping[str, float] = EQUIVALENCE_MARGINS_PP,
                         alpha: float = 0.05, min_sessions: int = MIN_SESSIONS,
                         max_mdd_pp: float = MAX_MDD_PP, title: str | None = None) -> Table:
-    """The decomposition of ``backbone``'s runs among ``metrics_paths``: one row per
-    variant of :data:`DECOMPOSITION_VARIANTS` present (mean ± std over seeds), and a
-    "Steps" section testing each step of ``steps`` whose two variants both have runs."""
+    """The decomposition of ``backbone``'s runs among ``metrics_paths`` for an intent
+    ``source`` ("llm" or "items"): one row per variant of
+    ``plan.DECOMPOSITION_SOURCES[source]`` present (mean ± std over seeds), and a "Steps"
+    section testing each step (default :func:`steps_of`) whose two variants have runs."""
+    if source not in DECOMPOSITION_SOURCES:
+        raise InvalidInputError(f"unknown intent source {source!r}; known: "
+                                f"{sorted(DECOMPOSITION_SOURCES)}")
+    order = DECOMPOSITION_SOURCES[source]
+    steps = steps_of(source) if steps is None else steps
     runs = load_runs([Path(p) for p in metrics_paths])
     runs = runs[runs["backbone"] == backbone] if len(runs) else runs
     if not len(runs):
         raise InvalidInputError(f"no runs of backbone {backbone!r} among the runs given")
     by_variant = {v: g for v, g in runs.groupby("variant", sort=False)}
-    shown = [v for v in DECOMPOSITION_VARIANTS if v in by_variant]
+    shown = [v for v in order if v in by_variant]
     sides = {v: Side(v, {int(s): ranks_path(p) for s, p in
                          zip(by_variant[v]["seed"], by_variant[v]["path"], strict=True)})
              for v in shown}
@@ -110,12 +128,13 @@ def decomposition_table(metrics_paths: Iterable[str | Path], backbone: str,
         comparisons, tests, labels, "A",
         "B and A = the step's two variants of this backbone", tested, margins_pp,
         n_resamples, seed, alpha, min_sessions=min_sessions, max_mdd_pp=max_mdd_pp)
-    missing = [v for v in DECOMPOSITION_VARIANTS if v not in by_variant]
+    missing = [v for v in order if v not in by_variant]
     notes = [selection_note([len(by_variant[v]) for v in shown]), *test_notes]
     if missing:
         notes.append("Not run, so their steps are not tested: " + ", ".join(missing) + ".")
     sections = ([Section("Steps (B − A)", ["step", "measures", *TEST_HEADER], step_rows)]
                 if step_rows else [])
-    return Table(title or f"{backbone}: where the gain comes from (%)",
+    intents = "LLM intents" if source == "llm" else "item-title intents (no LLM)"
+    return Table(title or f"{backbone}: where the gain comes from, {intents} (%)",
                  ["variant", "seeds", *metrics], rows, pd.DataFrame(data), notes, sections,
                  warnings)

@@ -31,10 +31,16 @@ TABLE4_VARIANTS: tuple[str, ...] = ("llm4sbr", "wo_au", "wo_long", "wo_short", "
                                     "wo_sbr", "base")
 FIG5_VARIANTS: tuple[str, ...] = ("wo_sbr", "base", "textinit", "llm4sbr")
 FIG6_VARIANTS: tuple[str, ...] = ("normal", "wo_long", "wo_short", "llm4sbr")
-#: The decomposition of a backbone's gain (report/decomposition.py), in display order.
-DECOMPOSITION_VARIANTS: tuple[str, ...] = (
-    "base", "wo_au", "wo_a", "wo_u", "llm4sbr-random", "llm4sbr-shuffled", "llm4sbr-items",
-    "llm4sbr")
+#: The decomposition of a backbone's gain (report/decomposition.py), in display order,
+#: per intent source: LLM intents (with the random, shuffled and item-title controls) and
+#: item-title intents (no LLM at all; with the shuffled control).
+DECOMPOSITION_SOURCES: dict[str, tuple[str, ...]] = {
+    "llm": ("base", "wo_au", "wo_a", "wo_u", "llm4sbr-random", "llm4sbr-shuffled",
+            "llm4sbr-items", "llm4sbr"),
+    "items": ("base", "wo_au-items", "wo_a-items", "wo_u-items", "llm4sbr-items-shuffled",
+              "llm4sbr-items"),
+}
+DECOMPOSITION_VARIANTS: tuple[str, ...] = DECOMPOSITION_SOURCES["llm"]
 
 
 def run_files(dataset: str, backbones: Iterable[str], variants: Iterable[str],
@@ -106,22 +112,30 @@ def knn_runs(config: Mapping[str, Any], dataset: str, name: str = METRICS_FILE) 
 
 
 def decomposition_runs(config: Mapping[str, Any], dataset: str, backbone: str,
-                       name: str = METRICS_FILE) -> list[str]:
-    """The configured variants of :data:`DECOMPOSITION_VARIANTS` of one backbone."""
+                       name: str = METRICS_FILE, source: str = "llm") -> list[str]:
+    """The configured variants of ``DECOMPOSITION_SOURCES[source]`` of one backbone."""
     train = _train(config)
     if backbone not in (train.get("backbones") or []):
         return []
-    return run_files(dataset, [backbone], configured_variants(config, DECOMPOSITION_VARIANTS),
+    return run_files(dataset, [backbone],
+                     configured_variants(config, DECOMPOSITION_SOURCES[source]),
                      train.get("seeds") or [], name)
 
 
-def decomposition_backbones(config: Mapping[str, Any]) -> list[str]:
-    """The backbones whose decomposition table has a step to test: ``wo_au`` and at least
-    one more variant of :data:`DECOMPOSITION_VARIANTS` are configured."""
-    variants = configured_variants(config, DECOMPOSITION_VARIANTS)
-    if "wo_au" not in variants or len(variants) < 2:
-        return []
-    return list(_train(config).get("backbones") or [])
+def decomposition_sources(config: Mapping[str, Any]) -> list[str]:
+    """The intent sources whose decomposition has a step to test: the source's ``wo_au``
+    and at least one more of its variants are configured."""
+    out = []
+    for source, variants in DECOMPOSITION_SOURCES.items():
+        configured = configured_variants(config, variants)
+        if variants[1] in configured and len(configured) >= 2:
+            out.append(source)
+    return out
+
+
+def decomposition_table_name(backbone: str, source: str) -> str:
+    """``decomposition_{backbone}`` (LLM intents) or ``decomposition_{backbone}-{source}``."""
+    return f"decomposition_{backbone}" + ("" if source == "llm" else f"-{source}")
 
 
 def fig5_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
@@ -171,7 +185,9 @@ def report_targets(config: Mapping[str, Any], datasets: Iterable[str]) -> list[s
         if "base" in configured_variants(config) and len(variant_runs(config, d)) > len(
                 runs_of(config, d, ["base"])):
             targets.append(f"{tables}/variants.md")
-        targets += [f"{tables}/decomposition_{b}.md" for b in decomposition_backbones(config)]
+        targets += [f"{tables}/{decomposition_table_name(b, source)}.md"
+                    for source in decomposition_sources(config)
+                    for b in _train(config).get("backbones") or []]
         if fig5_runs(config, d) or llmseqsim_runs(config, d):
             targets.append(f"{figures}/fig5_peers.png")
         # Figs. 6 and 7 compare: only when something besides plain llm4sbr is configured.
