@@ -133,7 +133,8 @@ def _decomposition(archive: Path, o: Mapping[str, str]) -> Table:
     from .decomposition import decomposition_table
 
     return decomposition_table(archived_runs(archive, o["dataset"], o["backbone"]),
-                               o["backbone"], n_resamples=int(o.get("resamples", 10_000)))
+                               o["backbone"], o.get("source", "llm"),
+                               n_resamples=int(o.get("resamples", 10_000)))
 
 
 def _table3(archive: Path, o: Mapping[str, str]) -> Table:
