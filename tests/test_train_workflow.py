@@ -51,7 +51,7 @@ def test_train_run_writes_the_contract_and_is_cached(tmp_path):
     assert set(metrics["test"]) == {f"{m}@{k}" for m in ("P", "MRR", "NDCG") for k in (5, 10, 20)}
     assert metrics["runtime"]["threads"] == 2  # the rule's threads
     ranks = pq.read_table(run / "ranks.parquet")
-    assert ranks.num_rows == 611 and ranks.column_names == ["sample_id", "rank"]
+    assert ranks.num_rows == 611 and ranks.column_names == ["sample_id", "session_id", "rank"]
     log = (run / "train.log").read_text()
     assert "epoch 1/1: loss" in log and "samples/s" in log and "test (best epoch 1 of 1)" in log
     assert (tmp_path / "results/ml-100k/benchmarks/train/srgnn.base.seed0.tsv").exists()
