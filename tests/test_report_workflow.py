@@ -31,7 +31,8 @@ pytestmark = pytest.mark.workflow
 ARTIFACTS = REPO / "tests" / "artifacts"
 REPORT_RULES = ("report_all", "report_table2", "report_table3", "report_table4",
                 "report_table5", "report_runtime", "report_fig5", "report_fig6", "report_fig7",
-                "report_training_curves", "report_localization", "report_variants")
+                "report_training_curves", "report_localization", "report_variants",
+                "report_decomposition", "report_decomposition_items")
 VARIANTS = ["base", "llm4sbr", "wo_au", "wo_long", "wo_short", "normal", "wo_sbr", "textinit",
             "llm4sbr-r0", "llm4sbr-r1"]
 
@@ -106,7 +107,8 @@ def test_report_renders_in_a_headless_browser(tmp_path):
     rules = ["--allowed-rules", *REPORT_RULES]
     done = snakemake(tmp_path, *rules, "--", "report_all", configs=configs)
     assert "report_table3" in done.stderr
-    for name in ("table2", "table3", "table4", "table5", "runtime", "variants"):
+    for name in ("table2", "table3", "table4", "table5", "runtime", "variants",
+                 "decomposition_srgnn"):
         for ext in ("csv", "md", "html"):
             assert (tmp_path / f"results/ml-100k/tables/{name}.{ext}").stat().st_size > 0
     for name in ("fig5_peers", "fig6_views", "fig7_r", "training_curves", "runtime"):
