@@ -34,7 +34,6 @@ uses them; they stay for that calibration benchmark.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -55,8 +54,6 @@ from .inference import (
 )
 from .render import fmt, fmt_p, fmt_signed, improvement
 from .runs import METRICS
-
-_METRIC = re.compile(r"^(P|HR|MRR|NDCG)@([1-9][0-9]*)$")
 
 #: Methods whose one run has no training randomness (no seed): paired with every seed.
 DETERMINISTIC_BACKBONES: frozenset[str] = frozenset(
@@ -453,22 +450,8 @@ def family_notes(comparisons: Sequence[Comparison], tested: Sequence[Mapping[str
 
 
 def per_sample_metric(ranks: np.ndarray | Sequence[int], metric: str) -> np.ndarray:
-    """Each sample's value of ``metric`` (``"P@20"``, ``"MRR@5"``, ``"NDCG@10"``; HR@K is
-    P@K) from its 1-based rank, as float64."""
-    match = _METRIC.match(metric)
-    if match is None:
-        raise InvalidInputError(f"unknown metric {metric!r}: expected P@K, HR@K, MRR@K or "
-                                "NDCG@K")
-    r = np.asarray(ranks, dtype=np.float64)
-    if (r < 1).any():
-        raise InvalidInputError(f"ranks are 1-based, got rank {r.min():g}")
-    kind, k = match[1], int(match[2])
-    inside = r <= k
-    if kind in ("P", "HR"):
-        return inside.astype(np.float64)
-    if kind == "MRR":
-        return np.where(inside, 1.0 / r, 0.0)
-    return np.where(inside, 1.0 / np.log2(r + 1.0), 0.0)
+    """Each sample's value of ``metric`` from its rank (:func:`.inference.metric_values`)."""
+    return metric_values(ranks, metric)
 
 
 def read_ranks(path: str | Path) -> pd.Series:
