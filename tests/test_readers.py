@@ -71,7 +71,11 @@ def test_malformed_json_line_names_file_and_line(fixture_dir):
         f.write("\n".join(lines) + "\n")
     with pytest.raises(DataFormatError, match=r"reviews_Test_5\.json\.gz:3: not a JSON object"):
         read("amazon", folder)
-    raw = read("amazon", folder, on_bad_line="skip")
+    # one line of seven is more than the default 1 % a file may lose
+    with pytest.raises(DataFormatError, match=r"reviews_Test_5\.json\.gz:3: 1 of 7 lines .*"
+                                              r"'dataset_settings\.d\.max_skipped_fraction'"):
+        read("amazon", folder, on_bad_line="skip")
+    raw = read("amazon", folder, on_bad_line="skip", max_skipped_fraction=0.2)
     assert raw.skipped_lines == {str(path): 1}
     assert len(raw.interactions) == 6
 
@@ -210,3 +214,40 @@ def test_item_texts_missing_from_the_item_file(fixture_dir):
     settings["missing_text"] = "error"
     with pytest.raises(DataFormatError, match=r"items\.csv: item 'X2' has no row"):
         prepare_dataset(settings, folder.parent, "csv")
+
+
+@pytest.mark.parametrize("fmt", sorted(FIXTURE_SETTINGS))
+def test_fixtures_read_without_warnings(fmt, fixture_dir, caplog):
+    """The checks of time scales, skips and ids stay silent on well-formed files."""
+    caplog.set_level("WARNING")
+    read(fmt, fixture_dir(fmt))
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_item_record_over_several_lines_counts_every_line(fixture_dir):
+    folder = fixture_dir("csv")
+    path = folder / "items.csv"
+    path.write_text('item_id,title\nX1,"Shampoo\n250 ml",extra\nX2,Conditioner\nX3,Mask\n')
+    with pytest.raises(DataFormatError, match=r"items\.csv:2: expected 2 fields .*, found 3 "
+                                              r"\(a record over lines 2-3"):
+        read("csv", folder)
+    raw = read("csv", folder, on_bad_line="skip", max_skipped_fraction=0.5)
+    assert raw.skipped_lines == {str(path): 2}
+    assert raw.item_text == {"X2": "Conditioner", "X3": "Mask"}
+
+
+def test_ids_are_nfc_and_a_nul_byte_is_rejected(fixture_dir):
+    folder = fixture_dir("csv")
+    nfd, nfc = "Cafe\u0301", "Caf\u00e9"
+    (folder / "interactions.csv").write_text(f"user_id,item_id,position\nu,{nfd},0\n"
+                                             f"u,{nfc},1\n")
+    (folder / "items.csv").write_text(f"item_id,title\n{nfd},Coffee\n")
+    raw = read("csv", folder)
+    assert raw.interactions["item"].tolist() == [nfc, nfc]
+    assert raw.item_text == {nfc: "Coffee"}
+
+    folder = fixture_dir("movielens")
+    path = folder / "ratings.dat"
+    path.write_bytes(path.read_bytes().replace(b"2::10::", b"2::1\x00::"))
+    with pytest.raises(DataFormatError, match=r"ratings\.dat:4: item '1\\x00' contains a NUL"):
+        read("movielens", folder)

@@ -85,6 +85,8 @@ def test_empty_after_filtering_is_an_error():
     s = sessionize(raw([(1, "a", 0), (2, "b", 0)]), "user", 10, "key", "k")
     with pytest.raises(EmptyDatasetError, match="2 shorter than 2"):
         filter_sessions(s, 2, 1, "drop_session")
+    with pytest.raises(EmptyDatasetError, match=r"\(see 'dataset_settings\.d\.filter'\)"):
+        filter_sessions(s, 2, 1, "drop_session", "dataset_settings.d")
 
 
 def test_reindex_in_order_of_first_appearance():

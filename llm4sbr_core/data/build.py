@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,10 @@ from .split import SPLITS, make_samples, split_sessions
 
 log = logging.getLogger(__name__)
 
-#: The tables later stages read, and everything the data stage writes (DESIGN.md contract).
+#: A dataset name is one path component of results/{dataset}/ (the schema's pattern).
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+#: Default of ``max_missing_text_fraction``, for settings recorded before the key existed.
+MAX_MISSING_TEXT_FRACTION = 0.5
 
 
 def fallback_text(raw_id: str) -> str:
@@ -39,7 +43,8 @@ def fallback_text(raw_id: str) -> str:
 
 
 def item_table(sessions: Sessions, raw_ids: np.ndarray, raw: RawData, missing_text: str,
-               key: str) -> tuple[pd.DataFrame, dict[str, int]]:
+               key: str, max_missing_fraction: float = 1.0
+               ) -> tuple[pd.DataFrame, dict[str, int]]:
     """items.parquet (item_id 1..N, raw_id, text, count, has_text) and counts of text
     problems.
 
@@ -49,6 +54,10 @@ def item_table(sessions: Sessions, raw_ids: np.ndarray, raw: RawData, missing_te
     placeholder, intent localization excludes such items from its candidates. Rows of
     the item file for items never clicked are counted, not errors: catalogues (Amazon's
     metadata, MovieLens' movies) list far more items than the interactions use.
+
+    More than ``max_missing_fraction`` of the items without a text stops the run even
+    with ``fallback``: the item file's ids most likely do not match the interactions'
+    (``i01`` against ``i1``), and the LLM stage would only see placeholders.
     """
     counts = np.bincount(sessions.items, minlength=len(raw_ids) + 1)[1:]
     texts = raw.item_text
@@ -61,6 +70,10 @@ def item_table(sessions: Sessions, raw_ids: np.ndarray, raw: RawData, missing_te
         raise DataFormatError(raw.files[1], None, f"item {first!r} {why} ({sum(missing)} items "
                               f"lack a text); set '{key}.missing_text: fallback' to use "
                               f"'{fallback_text('<raw id>')}' for them")
+    n_missing = sum(missing)
+    if n_missing and n_missing > max_missing_fraction * len(raw_ids):
+        raise DataFormatError(raw.files[1], None, _unmatched_message(
+            raw, raw_ids, not_listed, n_missing, max_missing_fraction, key))
     if any(missing):
         log.warning("%d item(s) have no text (%d not in %s); using the fallback text",
                     sum(missing), len(not_listed), raw.files[1])
@@ -78,6 +91,23 @@ def item_table(sessions: Sessions, raw_ids: np.ndarray, raw: RawData, missing_te
     return frame, problems
 
 
+def _unmatched_message(raw: RawData, raw_ids: np.ndarray, not_listed: list[str],
+                       n_missing: int, max_fraction: float, key: str) -> str:
+    clicked = set(raw.interactions["item"])
+    unused = [r for r in raw.item_text if r not in clicked]
+    n = len(raw_ids)
+    head = (f"{n_missing} of {n} items ({100.0 * n_missing / n:.1f} %) have no text, more than "
+            f"'{key}.max_missing_text_fraction' ({100.0 * max_fraction:g} %) allows")
+    if not not_listed:
+        return (f"{head}: their rows in this file render '{key}.text_template' empty "
+                f"(e.g. {[str(r) for r in raw_ids if not raw.item_text.get(r, '').strip()][:3]})")
+    return (f"{head}: {len(not_listed)} clicked item ids have no row in this file, e.g. "
+            f"{[str(r) for r in not_listed[:3]]} in {raw.files[0]}, while "
+            f"{len(unused)} ids of this file are never clicked, e.g. {unused[:3]}\n"
+            "Ids are compared as exact strings (after stripping spaces and Unicode NFC): "
+            "check zero padding, case, prefixes and that both files use the same id column.")
+
+
 def subsample_sessions(sessions: Sessions, n: int, seed: int, key: str) -> Sessions:
     """A seeded, uniformly random subset of ``n`` sessions, in their original order."""
     if n > sessions.n_sessions:
@@ -92,6 +122,9 @@ def prepare_dataset(settings: dict[str, Any], raw_dir: str | Path, name: str
                     ) -> tuple[dict[str, pa.Table], pd.DataFrame, dict[str, Any]]:
     """Run the data stage in memory: the three sample tables, the item table and stats."""
     key = f"dataset_settings.{name}"
+    if not DATASET_NAME.fullmatch(name):
+        raise ConfigError("datasets", f"dataset name {name!r} is not a safe folder name: it "
+                          f"must match {DATASET_NAME.pattern} (it names results/{{dataset}}/)")
     t0 = time.perf_counter()
     raw: RawData = read_raw(settings, Path(raw_dir) / (settings.get("raw_folder") or name), key)
     t_read = time.perf_counter() - t0
@@ -102,7 +135,7 @@ def prepare_dataset(settings: dict[str, Any], raw_dir: str | Path, name: str
     sessions = sessionize(raw, ses["method"], ses["minutes"], ses["order"], key)
     flt = settings["filter"]
     sessions, report = filter_sessions(sessions, flt["min_session_length"],
-                                       flt["min_item_count"], flt["rare_items"])
+                                       flt["min_item_count"], flt["rare_items"], key)
     filtered_sessions = sessions.n_sessions
     if settings.get("subsample"):
         sessions = subsample_sessions(sessions, settings["subsample"]["sessions"],
@@ -120,7 +153,9 @@ def prepare_dataset(settings: dict[str, Any], raw_dir: str | Path, name: str
     for split in SPLITS:
         tables[split] = make_samples(sessions, parts[split], settings["samples"][split], next_id)
         next_id += tables[split].num_rows
-    items, text_counts = item_table(sessions, raw_ids, raw, settings["missing_text"], key)
+    items, text_counts = item_table(
+        sessions, raw_ids, raw, settings["missing_text"], key,
+        settings.get("max_missing_text_fraction", MAX_MISSING_TEXT_FRACTION))
 
     input_lengths = np.concatenate(
         [pc.list_value_length(t["items"]).to_numpy() for t in tables.values()])
@@ -152,7 +187,8 @@ def prepare_dataset(settings: dict[str, Any], raw_dir: str | Path, name: str
         "settings": settings,
     }
     if not stats["test_samples"] or not stats["train_samples"]:
-        raise EmptyDatasetError(f"{name}: no train or test samples: {json.dumps(stats)[:400]}")
+        raise EmptyDatasetError(f"{name}: no train or test samples (see '{key}.split' and "
+                                f"'{key}.filter'): {json.dumps(stats)[:400]}")
     return tables, items, stats
 
 

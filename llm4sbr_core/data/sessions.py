@@ -119,13 +119,15 @@ class FilterReport:
 
 
 def filter_sessions(sessions: Sessions, min_session_length: int, min_item_count: int,
-                    rare_items: str) -> tuple[Sessions, FilterReport]:
+                    rare_items: str, key: str | None = None) -> tuple[Sessions, FilterReport]:
     """Drop short sessions and rare items, one pass, item counts over ALL sessions.
 
     ``rare_items = drop_session`` (the reference preprocessing; reproduces Table 2) drops
     every session that contains an item clicked fewer than ``min_item_count`` times or
     has fewer than ``min_session_length`` clicks. ``drop_item`` (SR-GNN's preprocessing)
     removes the rare clicks from their sessions, then drops sessions that became short.
+    ``key`` (the dataset's settings, e.g. ``dataset_settings.beauty``) is named in the
+    error when nothing is left.
     """
     counts = pd.Series(sessions.items).value_counts()
     rare_click = (pd.Series(sessions.items).map(counts) < min_item_count).to_numpy()
@@ -150,8 +152,9 @@ def filter_sessions(sessions: Sessions, min_session_length: int, min_item_count:
     report = FilterReport(sessions.n_sessions, len(sessions.items), int(too_short.sum()),
                           n_rare_sessions, int((counts < min_item_count).sum()))
     if kept.n_sessions == 0:
+        where = f" (see '{key}.filter')" if key else ""
         raise EmptyDatasetError(
-            f"no session is left after filtering: {report.sessions_before} sessions, "
+            f"no session is left after filtering{where}: {report.sessions_before} sessions, "
             f"{report.sessions_too_short} shorter than {min_session_length}, "
             f"{report.sessions_with_rare_items} more dropped for items clicked fewer than "
             f"{min_item_count} times")

@@ -12,6 +12,12 @@ from pathlib import Path
 from ..errors import MissingRunError
 
 
+def _cell(text: object) -> str:
+    """``text`` as one Markdown table cell: a ``|`` (in an answer, a title) escaped so it
+    does not start a new column, line breaks as spaces."""
+    return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.2f}"
 
@@ -44,8 +50,8 @@ def grounding_examples(path: str | Path, n: int = 10) -> str:
     for ex in stats.get("examples", [])[:n]:
         session = " → ".join(ex["session"][-3:])
         localized = "; ".join(f"{name} ({score:.2f})" for name, score in ex["localized"])
-        lines.append(f"| {session} | {ex['answer']} | {localized} | {ex['target']} |"
-                     .replace("\n", " "))
+        lines.append(f"| {_cell(session)} | {_cell(ex['answer'])} | {_cell(localized)} | "
+                     f"{_cell(ex['target'])} |")
     return "\n".join(lines)
 
 
