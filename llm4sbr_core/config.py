@@ -84,7 +84,27 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"dataset_settings.{name}.source",
                                   f"unknown source {source!r}; known: {sorted(SOURCES)}")
     _check_prompts(config)
+    _check_llm(config)
     return config
+
+
+def _check_llm(config: dict[str, Any]) -> None:
+    """No secret in the ``llm:`` block: the server URL carries no credentials, query or
+    fragment, and ``api_key_env`` names a variable rather than holding the key. The block
+    reaches rule params, Snakemake's metadata and logs; the key is read from the
+    environment inside the job only. Messages never repeat a secret."""
+    from .llm.common import base_url_problem, is_env_name
+
+    openai = config.get("llm", {}).get("openai") or {}
+    base_url = openai.get("base_url")
+    if isinstance(base_url, str):
+        problem = base_url_problem(base_url)
+        if problem:
+            raise ConfigError("llm.openai.base_url", problem)
+    if "api_key_env" in openai and not is_env_name(openai["api_key_env"]):
+        raise ConfigError("llm.openai.api_key_env",
+                          "expected the NAME of an environment variable that holds the key "
+                          "(e.g. OPENAI_API_KEY), not the key itself (value not shown)")
 
 
 def _check_prompts(config: dict[str, Any]) -> None:

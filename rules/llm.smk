@@ -4,8 +4,14 @@
 # params changed, another shard count) generates only prompts never answered before.
 
 
+from llm4sbr_core.llm.common import public_llm_block
+
+
 # One shard. Heavy: declare the GPU so the SLURM profile can place it (profiles/slurm
 # sets gpu=1 for this rule); on a CPU the job uses `threads` torch threads.
+# params are recorded in .snakemake/metadata and printed in logs: they get the `llm:`
+# block without anything secret (public_llm_block); the API key is read from the
+# environment variable named by llm.openai.api_key_env inside the job only.
 rule llm_generate_shard:
     input:
         layout.PROMPTS_FILE,
@@ -13,7 +19,7 @@ rule llm_generate_shard:
         answers=layout.ANSWER_SHARD,
         stats=layout.ANSWER_SHARD_STATS,
     params:
-        llm=config["llm"],
+        llm=public_llm_block(config["llm"]),
         cache_dir=config["cache_dir"],
     log:
         "logs/{dataset}/llm_generate_shard/{llm}/{view}.{shard}-of-{shards}.log",

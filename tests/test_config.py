@@ -62,3 +62,35 @@ def test_bad_config_names_the_key(mutate, key, words):
         validate_config(config)
     assert err.value.key == key
     assert words in str(err.value)
+
+
+SECRET = "sk-live-DO-NOT-ECHO-31"
+
+
+@pytest.mark.parametrize("openai, key, words", [
+    ({"base_url": f"https://alice:{SECRET}@api.example.com/v1"}, "llm.openai.base_url",
+     "user name or password"),
+    ({"base_url": f"http://h:8000/v1?api_key={SECRET}"}, "llm.openai.base_url",
+     "query string"),
+    ({"base_url": f"http://h:8000/v1#{SECRET}"}, "llm.openai.base_url", "fragment"),
+    ({"base_url": "ftp://h/v1"}, "llm.openai.base_url", "http(s) URL"),
+    ({"base_url": "http://h/v1", "api_key_env": SECRET}, "llm.openai.api_key_env",
+     "NAME of an environment variable"),
+    ({"base_url": "http://h/v1", "deadline_s": 0}, "llm.openai.deadline_s", "minimum"),
+])
+def test_llm_secrets_are_refused_without_being_shown(openai, key, words):
+    config = copy.deepcopy(default_config())
+    config["llm"] = {"backend": "openai", "model": "m", "openai": openai}
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    assert err.value.key == key and words in str(err.value)
+    assert SECRET not in str(err.value) and "alice" not in str(err.value)
+
+
+def test_llm_openai_defaults():
+    config = copy.deepcopy(default_config())
+    config["llm"] = {"backend": "openai", "model": "m",
+                     "openai": {"base_url": "http://localhost:8000/v1"}}
+    openai = validate_config(config)["llm"]["openai"]
+    assert openai["deadline_s"] is None and openai["timeout_s"] == 60
+    assert openai["api_key_env"] == "OPENAI_API_KEY"

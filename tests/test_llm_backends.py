@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,8 +21,8 @@ import pytest
 
 from llm4sbr_core.errors import ConfigError, GenerationError, InvalidInputError
 from llm4sbr_core.llm.base import DecodingSettings, Generation, GeneratorSettings
-from llm4sbr_core.llm.common import public_url
-from llm4sbr_core.llm.identity import model_slug, weights_digest
+from llm4sbr_core.llm.common import REDACTED, public_url, redact
+from llm4sbr_core.llm.identity import model_identity, model_slug, weights_digest
 from llm4sbr_core.llm.openai_backend import OpenAIGenerator
 from llm4sbr_core.llm.vllm_backend import VLLMGenerator
 
@@ -30,9 +31,18 @@ SECRET = "sk-test-DO-NOT-LEAK-4f9a1c"
 # --------------------------------------------------------------------------- fake server
 
 
+class Drip:
+    """A script entry: a 200 reply sent one byte per ``interval`` seconds, in the headers
+    (``where="headers"``) or in the body; never finished before the client gives up."""
+
+    def __init__(self, where: str = "body", interval: float = 0.1):
+        self.where, self.interval = where, interval
+
+
 class FakeServer:
     """An OpenAI-compatible server: ``script`` holds (status, headers, body) replies to give
-    first; after it, answers ``"answer:" + last user message`` with usage counts."""
+    first (or a callable of the request giving one, or a :class:`Drip`); after it, answers
+    ``"answer:" + last user message`` with usage counts."""
 
     def __init__(self, script: list[tuple[int, dict[str, str], Any]] | None = None,
                  delay: float = 0.0):
@@ -43,6 +53,7 @@ class FakeServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.requests: list[dict[str, Any]] = []
+        self.drips_ended = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -59,6 +70,14 @@ class FakeServer:
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 counted = True
                 try:
+                    if isinstance(reply, Drip):
+                        with server.lock:
+                            server.in_flight -= 1
+                            counted = False
+                        self.drip(reply)
+                        return
+                    if callable(reply):
+                        reply = reply(server.requests[-1])
                     if server.delay:
                         server.stop.wait(server.delay)
                     if self.path != "/v1/chat/completions":
@@ -92,6 +111,28 @@ class FakeServer:
                     if counted:
                         with server.lock:
                             server.in_flight -= 1
+
+            def drip(self, drip: Drip) -> None:
+                """Send a reply slowly enough that no single read ever times out; stop
+                when the client hangs up or the server closes (at most 30 s)."""
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                if drip.where == "body":
+                    self.wfile.write(head + b"Content-Length: 100000\r\n\r\n{")
+                    data = b" " * 100000
+                else:
+                    self.wfile.write(head)
+                    data = b"X-Slow: " + b"a" * 100000
+                ends = time.monotonic() + 30
+                try:
+                    self.wfile.flush()
+                    for byte in data:
+                        if server.stop.wait(drip.interval) or time.monotonic() > ends:
+                            break
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                finally:
+                    with server.lock:
+                        server.drips_ended += 1
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -178,17 +219,83 @@ def test_openai_hit_token_limit(serve):
     assert [g.hit_token_limit for g in out] == [True, False, False, True, False]
 
 
-def test_openai_bad_responses(serve):
-    server = serve([(200, {}, b"not json"), (200, {}, {"choices": []}),
-                    (502, {}, b"<html>Bad Gateway</html>")])
+def test_openai_server_errors(serve):
+    server = serve([(502, {}, b"<html>Bad Gateway</html>"),
+                    (200, {}, {"error": {"message": "quota exceeded"}}),
+                    (200, {"Content-Type": "text/html"},
+                     b"<!DOCTYPE html><html><head><title>Sign in - Corp SSO</title></head>"
+                     b"<body><form><input name=csrf value=abc></form></body></html>"),
+                    (302, {"Location": "https://u:pw@sso.example.com/login?next=/v1"}, b"")])
     gen = openai(server.url, max_retries=0, concurrency=1)
-    with pytest.raises(GenerationError, match="not JSON"):
+    with pytest.raises(GenerationError, match="HTTP 502: an HTML page .'Bad Gateway'"):
         gen.generate(["a"])
-    with pytest.raises(GenerationError, match="choices"):
+    with pytest.raises(GenerationError, match="HTTP 200 with an error: quota exceeded"):
         gen.generate(["b"])
-    with pytest.raises(GenerationError, match="HTTP 502: <html>Bad Gateway"):
-        gen.generate(["c"])
+    with pytest.raises(GenerationError, match="HTML page titled 'Sign in - Corp SSO'.*login") \
+            as raised:
+        openai(server.url, max_retries=3).generate(["c"])  # not retried: all would get it
+    assert "csrf" not in str(raised.value)
+    with pytest.raises(GenerationError, match=r"redirected \(HTTP 302\) to "
+                       r"https://sso.example.com/login:") as raised:
+        gen.generate(["d"])
+    assert "pw" not in str(raised.value)
+    assert len(server.requests) == 4  # the redirect is not followed, nothing retried
 
+
+def reply(body: Any) -> tuple[int, dict[str, str], Any]:
+    return (200, {}, body)
+
+
+def choice(content: Any, **extra: Any) -> dict[str, Any]:
+    return {"choices": [{"message": {"role": "assistant", "content": content}, **extra}]}
+
+
+def test_openai_wrong_types_are_flagged_not_fatal(serve, caplog):
+    """Each answer's response shape is checked: a bad one is one flagged answer with
+    ``error`` set, never a failed batch; odd token counts are recorded as unknown."""
+    caplog.set_level(logging.WARNING)
+    server = serve([
+        reply(choice([{"type": "text", "text": "Heat "}, {"type": "text", "text": "(1995)"}])),
+        reply(choice({"text": "Heat"})),
+        reply({**choice("Casino"), "usage": {"prompt_tokens": "12", "completion_tokens": 3.0}}),
+        reply({**choice("Babe"), "usage": {"prompt_tokens": "many", "completion_tokens": True}}),
+        reply({**choice("Se7en", finish_reason=5), "usage": ["not", "a", "dict"]}),
+        reply({"choices": []}),
+        reply(["not", "an", "object"]),
+        reply({"choices": [{"message": "Heat"}]}),
+        reply(choice([{"type": "image_url", "image_url": {"url": "x"}}])),
+        reply(choice(7)),
+    ])
+    out = openai(server.url, concurrency=1).generate([f"p{i}" for i in range(11)])
+    assert len(server.requests) == 11  # nothing retried, nothing failed
+    assert [g.text for g in out[:5]] == ["Heat (1995)", "", "Casino", "Babe", "Se7en"]
+    assert out[0].error is None and out[2].error is None and out[4].error is None
+    assert (out[2].tokens_in, out[2].tokens_out) == (12, 3)
+    assert (out[3].tokens_in, out[3].tokens_out, out[3].error) == (None, None, None)
+    assert (out[4].tokens_in, out[4].hit_token_limit) == (None, False)
+    flagged = [i for i, g in enumerate(out) if g.error]
+    assert flagged == [1, 5, 6, 7, 8, 9]
+    assert all(out[i].text == "" for i in flagged)
+    assert "content is dict" in out[1].error and "no choices[0]" in out[5].error
+    assert "JSON list" in out[6].error and "message is str" in out[7].error
+    assert "without text parts" in out[8].error and "content is int" in out[9].error
+    assert out[10] == Generation("answer:p10", len("p10"), 3)
+    assert "usage.prompt_tokens is 'many'" in caplog.text
+    assert "usage is list" in caplog.text
+    assert "unusable response" in caplog.text
+
+
+def test_openai_broken_json_is_retried_then_flagged(serve, caplog):
+    caplog.set_level(logging.WARNING)
+    cut = (200, {}, b'{"choices": [{"message": {"content": "He')
+    server = serve([cut, cut, cut])
+    gen = openai(server.url, max_retries=1, concurrency=1)
+    (first,) = gen.generate(["a"])  # two broken bodies: flagged, not raised
+    assert first.text == "" and "not JSON" in first.error and "after 2 attempt" in first.error
+    (second,) = gen.generate(["b"])  # one broken body, then a good one
+    assert second.text == "answer:b" and second.error is None
+    assert len(server.requests) == 4
+    assert "attempt 1/2 failed (HTTP 200 with a body that is not JSON" in caplog.text
 
 def test_openai_key_sent_and_never_shown(serve, monkeypatch, caplog):
     monkeypatch.setenv("MY_KEY", SECRET)
@@ -208,12 +315,122 @@ def test_openai_key_sent_and_never_shown(serve, monkeypatch, caplog):
         assert SECRET not in shown
 
 
+def echo_auth(status: int, as_json: bool = True):
+    """A reply that echoes the request's Authorization header, as some servers and
+    proxies do in their 401 body."""
+    def make(request):
+        auth = request["auth"]
+        if as_json:
+            return (status, {}, {"error": {"message": f"Incorrect API key provided: "
+                                           f"{auth.split()[-1]}", "received": auth}})
+        return (status, {}, f"denied. Headers: Authorization: {auth}\n".encode())
+    return make
+
+
+def test_openai_echoed_key_never_reaches_logs_or_errors(serve, monkeypatch, caplog):
+    monkeypatch.setenv("MY_KEY", SECRET)
+    caplog.set_level(logging.DEBUG)
+    server = serve([echo_auth(401), echo_auth(503, as_json=False), echo_auth(401, False),
+                    echo_auth(502),
+                    lambda r: (200, {}, {"choices": [], "debug": {"headers": r["auth"]}}),
+                    lambda r: (200, {}, f'{{"cut": "{r["auth"]}'.encode())])
+    gen = openai(server.url, api_key_env="MY_KEY", concurrency=1)
+    errors = []
+    for max_retries in (0, 1, 0):
+        gen.max_retries = max_retries
+        with pytest.raises(GenerationError) as raised:
+            gen.generate(["p"])
+        errors.append(raised.value)
+    assert all(r["auth"] == f"Bearer {SECRET}" for r in server.requests)
+    assert len(server.requests) == 4  # 401 | 503, retried, 401 | 502
+    assert "HTTP 401: Incorrect API key provided: [REDACTED]" in str(errors[0])
+    assert "Authorization: [REDACTED]" in caplog.text  # the 503 retry warning
+    for error in errors:
+        shown = "".join(traceback.format_exception(error))
+        assert SECRET not in shown and SECRET not in repr(error)
+        assert SECRET[:12] not in shown  # not even a cut-off piece of it
+    # unusable 200 responses that echo it: flagged, and the stored error is clean too
+    gen.max_retries = 0
+    flagged = gen.generate(["no choices", "cut"])
+    assert all(g.error and SECRET[:12] not in g.error for g in flagged)
+    assert len(server.requests) == 6
+    assert SECRET not in caplog.text and SECRET[:12] not in caplog.text
+
+
+@pytest.mark.parametrize("text", [
+    "Bearer sk-abcdefgh123", "Authorization: Basic dXNlcjpwYXNzd29yZA==",
+    "see https://alice:hunter22@proxy.example.com/v1", "url ?api_key=hunter22&x=1",
+    '{"password": "hunter22"}', "x-api-key: hunter22",
+])
+def test_redact_hides_every_kind_of_credential(text):
+    out = redact(text)
+    assert "sk-abcdefgh123" not in out and "hunter22" not in out
+    assert "dXNlcjpwYXNzd29yZA" not in out and REDACTED in out
+    assert redact("max_tokens: 24 is too large (prompt token count 5)") == \
+        "max_tokens: 24 is too large (prompt token count 5)"
+    assert redact("key k3y-k3y-k3y and k3y-k3y-k3y", ["k3y-k3y-k3y"]).count(REDACTED) == 2
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_openai_deadline_cuts_off_a_dripping_server(serve, where, caplog):
+    """One byte every 0.1 s never trips the 0.5 s read timeout; the deadline ends it."""
+    caplog.set_level(logging.WARNING)
+    server = serve([Drip(where), Drip(where)])
+    gen = openai(server.url, timeout_s=0.5, deadline_s=0.8, max_retries=1)
+    t0 = time.monotonic()
+    with pytest.raises(GenerationError, match=r"after 2 attempt.*deadline_s=0.8 s"):
+        gen.generate(["p"])
+    took = time.monotonic() - t0
+    assert 1.6 <= took < 4.0, took
+    assert "attempt 1/2 failed (Timeout: no complete response within deadline_s=0.8" \
+        in caplog.text
+    # the connections were really closed: the server's drip loops end on their own
+    ends = time.monotonic() + 5
+    while server.drips_ended < 2 and time.monotonic() < ends:
+        time.sleep(0.05)
+    assert server.drips_ended == 2
+    # the next request on the same session is not hurt by the cut-off ones
+    assert gen.generate(["q"])[0].text == "answer:q"
+
+
+def test_openai_deadline_defaults_to_twice_the_timeout():
+    assert openai("http://h/v1", timeout_s=7).deadline_s == 14.0
+    assert openai("http://h/v1", timeout_s=7, deadline_s=30).deadline_s == 30.0
+    with pytest.raises(ConfigError) as raised:
+        openai("http://h/v1", deadline_s=0)
+    assert raised.value.key == "llm.openai.deadline_s"
+
+
 def test_openai_identity_hides_credentials():
-    gen = openai("https://user:pw@api.example.com:8443/v1/?token=abc")
-    assert gen.identity() == {"backend": "openai", "model": "served-model",
-                              "base_url": "https://api.example.com:8443/v1"}
-    assert "pw" not in repr(gen) and "abc" not in repr(gen)
+    settings = GeneratorSettings(backend="openai", model="served-model",
+                                 options={"base_url": "https://user:pw@api.example.com:8443"
+                                                      "/v1/?token=abc"})
+    assert model_identity(settings) == {"backend": "openai", "model": "served-model",
+                                        "base_url": "https://api.example.com:8443/v1"}
+    gen = openai("https://api.example.com:8443/v1/")
+    assert gen.identity() == model_identity(settings)
     assert public_url("http://h/v1/") == "http://h/v1"
+
+
+@pytest.mark.parametrize("url, words", [
+    ("https://user:pw@api.example.com/v1", "user name or password"),
+    ("https://:sk-live-123@api.example.com/v1", "user name or password"),
+    ("http://h:8000/v1?api_key=sk-live-123", "query string"),
+    ("http://h:8000/v1#sk-live-123", "fragment"),
+])
+def test_openai_refuses_credentials_in_the_url(url, words):
+    """Basic auth in the URL would replace the Bearer key and reach logs and metadata."""
+    with pytest.raises(ConfigError, match=words) as raised:
+        openai(url)
+    assert raised.value.key == "llm.openai.base_url"
+    assert "pw" not in str(raised.value) and "sk-live" not in str(raised.value)
+    assert "api_key_env" in str(raised.value)
+
+
+def test_openai_api_key_env_must_be_a_name(monkeypatch):
+    with pytest.raises(ConfigError, match="NAME of an environment variable") as raised:
+        openai("http://h/v1", api_key_env=SECRET)
+    assert raised.value.key == "llm.openai.api_key_env" and SECRET not in str(raised.value)
 
 
 @pytest.mark.parametrize("options, key", [

@@ -24,12 +24,17 @@ __all__ = ["DecodingSettings", "Generation", "Generator", "GeneratorSettings"]
 
 @dataclass(frozen=True)
 class Generation:
-    """One answer: the raw decoded text and its token counts (``None`` when unknown)."""
+    """One answer: the raw decoded text and its token counts (``None`` when unknown).
+
+    ``error`` says why a server's response carried no usable answer (``text`` is then
+    empty): such an answer is stored and flagged, not lost with its batch, and a later
+    run asks for it again."""
 
     text: str
     tokens_in: int | None = None
     tokens_out: int | None = None
     hit_token_limit: bool = False  # stopped by max_new_tokens, not by a line break / EOS
+    error: str | None = None
 
 
 class Generator(ABC):
