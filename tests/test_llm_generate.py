@@ -194,3 +194,28 @@ def test_llm_name_and_settings():
     assert isinstance(s, GeneratorSettings) and s.options["base_url"].startswith("http")
     assert model_identity(s) == {"backend": "openai", "model": "qwen-plus",
                                  "base_url": "http://h:8000/v1"}
+
+
+def test_unusable_responses_are_flagged_empty_and_counted(tmp_path, prompts_file, model_file,
+                                                          caplog):
+    """A server response without a usable answer costs one flagged answer, not the chunk."""
+    class HalfBroken(ScriptedGenerator):
+        def generate(self, prompts):
+            out = super().generate(prompts)
+            return [Generation("", error="content is dict") if p.startswith("Item 1")
+                    else g for p, g in zip(prompts, out, strict=True)]
+
+    settings = generator_settings(llm_block(model=str(model_file)))
+    answers = tmp_path / "s.parquet"
+    stats = generate_shard(prompts_file, 0, 1, settings, tmp_path / "cache", answers,
+                           tmp_path / "s.json", chunk_size=5,
+                           load_generator=lambda s, threads=None: HalfBroken(s, []))
+    broken = 11  # "Item 1", "Item 10" … "Item 19"
+    assert stats["generated"] == 37 and stats["invalid"] == broken
+    gathered = gather_answers(prompts_file, [answers], tmp_path / "a.parquet",
+                              tmp_path / "a.json")
+    table = pd.read_parquet(tmp_path / "a.parquet")
+    assert len(table) == 60 and gathered["invalid_responses"] > 0
+    assert (table.loc[table["answer_raw"] == "", "flag"] == "empty").all()
+    assert gathered["flags"]["empty"] == gathered["invalid_responses"]
+    assert "server response was unusable" in caplog.text

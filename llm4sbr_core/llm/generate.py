@@ -4,6 +4,8 @@
   already in the :class:`~.store.AnswerStore` are reused; the rest are generated in
   chunks, and every chunk is flushed to the store before the next starts, so a killed
   job redoes at most one chunk. The model is not even loaded when nothing is missing.
+  One job at a time writes a shard (:meth:`~.store.AnswerStore.lock`): a second one
+  waits, then reads the store again and generates only what is still missing.
 * :func:`gather_answers` joins the shards back onto the samples, cleans every answer
   (:mod:`.clean`) and counts the flags.
 
@@ -14,9 +16,10 @@ shard count never moves an answered prompt into "unanswered".
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,24 +99,32 @@ def generate_shard(prompts_path: str | Path, shard: int, shards: int,
     identity = model_identity(settings)
     store = AnswerStore(cache_dir, store_key(settings), {"model": identity,
                                                          "decoding": settings.decoding.key()})
-    known = set(store.load(todo_prompts["prompt_hash"])["prompt_hash"])
-    missing = todo_prompts[~todo_prompts["prompt_hash"].isin(known)]
-    log.info("shard %d/%d of %s: %d distinct prompts, %d already answered in %s, %d to "
-             "generate", shard + 1, shards, prompts_path, len(todo_prompts), len(known),
-             store.path, len(missing))
-    generated = {"prompts": 0, "tokens_in": 0, "tokens_out": 0, "seconds": 0.0}
-    if len(missing):
-        generator = load_generator(settings, threads=threads)
-        try:
-            _generate_missing(generator, missing, store, chunk_size, generated)
-        finally:
-            generator.close()
-    answers = store.load(todo_prompts["prompt_hash"])
+    # One writer per shard: a second job (a rerun while an orphaned job of the same shard
+    # still runs) waits here, then reads the store again and skips what is answered.
+    with store.lock(shard_lock_name(todo_prompts["prompt_hash"])):
+        known = store.answered(todo_prompts["prompt_hash"])
+        missing = todo_prompts[~todo_prompts["prompt_hash"].isin(known)]
+        log.info("shard %d/%d of %s: %d distinct prompts, %d already answered in %s, %d to "
+                 "generate", shard + 1, shards, prompts_path, len(todo_prompts), len(known),
+                 store.path, len(missing))
+        generated = {"prompts": 0, "tokens_in": 0, "tokens_out": 0, "seconds": 0.0}
+        if len(missing):
+            generator = load_generator(settings, threads=threads)
+            try:
+                _generate_missing(generator, missing, store, chunk_size, generated)
+            finally:
+                generator.close()
+        answers = store.load(todo_prompts["prompt_hash"])
     if len(answers) != len(todo_prompts):
         raise Llm4sbrError(f"{store.path}: {len(todo_prompts) - len(answers)} prompts of "
                            f"shard {shard} have no stored answer after generation")
+    invalid = int(answers["error"].notna().sum())
+    if invalid:
+        log.warning("shard %d/%d: %d of %d answers had an unusable server response (kept "
+                    "empty and flagged; the next run of this shard asks for them again)",
+                    shard + 1, shards, invalid, len(answers))
     stats = {"shard": shard, "shards": shards, "prompts": len(todo_prompts),
-             "reused": len(known), "generated": generated["prompts"],
+             "reused": len(known), "generated": generated["prompts"], "invalid": invalid,
              "tokens_in": generated["tokens_in"], "tokens_out": generated["tokens_out"],
              "generation_seconds": round(generated["seconds"], 3),
              "prompts_per_second": _rate(generated["prompts"], generated["seconds"]),
@@ -124,6 +135,13 @@ def generate_shard(prompts_path: str | Path, shard: int, shards: int,
         files.write_parquet(answers_path, answers[list(ANSWER_COLUMNS)])
         files.write_json(stats_path, stats)
     return stats
+
+
+def shard_lock_name(prompt_hashes: Iterable[str]) -> str:
+    """The store lock of a shard: named by its prompts' content, so the two jobs of one
+    shard meet on it whatever their working directory, and other shards never do."""
+    digest = hashlib.sha256("\n".join(sorted(set(prompt_hashes))).encode()).hexdigest()
+    return f"shard-{digest[:20]}"
 
 
 def _rate(n: float, seconds: float) -> float | None:
@@ -143,7 +161,8 @@ def _generate_missing(generator: Generator, missing: pd.DataFrame, store: Answer
             "answer_raw": [o.text for o in outputs],
             "tokens_in": pd.array([o.tokens_in for o in outputs], dtype="Int64"),
             "tokens_out": pd.array([o.tokens_out for o in outputs], dtype="Int64"),
-            "hit_token_limit": [o.hit_token_limit for o in outputs]}))
+            "hit_token_limit": [o.hit_token_limit for o in outputs],
+            "error": [o.error for o in outputs]}))
         totals["prompts"] += len(chunk)
         totals["tokens_in"] += sum(o.tokens_in or 0 for o in outputs)
         totals["tokens_out"] += sum(o.tokens_out or 0 for o in outputs)
@@ -166,12 +185,16 @@ def gather_answers(prompts_path: str | Path, shard_paths: Sequence[str | Path],
     """
     prompts = pd.read_parquet(prompts_path, columns=["sample_id", "split", "prompt_hash"])
     shards = pd.concat([pd.read_parquet(p) for p in shard_paths], ignore_index=True)
+    if "error" not in shards.columns:  # shard files written before answers could fail
+        shards["error"] = None
     shards = shards.drop_duplicates("prompt_hash")
+    # An answer whose server response was unusable has empty text: flagged "empty".
     cleaned = [clean_answer(raw, bool(limit)) for raw, limit in
                zip(shards["answer_raw"], shards["hit_token_limit"], strict=True)]
     shards["answer"] = [c.answer for c in cleaned]
     shards["flag"] = [c.flag for c in cleaned]
     table = prompts.merge(shards, on="prompt_hash", how="left", validate="many_to_one")
+    invalid = int(table["error"].notna().sum())
     unanswered = table["answer_raw"].isna()
     if unanswered.any():
         example = table.loc[unanswered, "sample_id"].iloc[0]
@@ -185,8 +208,13 @@ def gather_answers(prompts_path: str | Path, shard_paths: Sequence[str | Path],
         if counts[flag]:
             log.warning("%s: %d of %d answers flagged %r (kept, with an empty or partial "
                         "answer)", answers_path, counts[flag], len(table), flag)
+    if invalid:
+        log.warning("%s: %d of %d samples have an answer whose server response was "
+                    "unusable (flagged 'empty'; rerun their shards to ask again)",
+                    answers_path, invalid, len(table))
     stats = {"samples": len(table), "distinct_prompts": int(prompts["prompt_hash"].nunique()),
-             "flags": counts, "usable_fraction": round(counts["ok"] / max(len(table), 1), 4),
+             "flags": counts, "invalid_responses": invalid,
+             "usable_fraction": round(counts["ok"] / max(len(table), 1), 4),
              "mean_tokens_out": float(table["tokens_out"].astype("float").mean())}
     with AtomicFiles() as files:
         files.write_parquet(answers_path, table)

@@ -29,9 +29,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..embedded import resolve_model_path
-from ..errors import ConfigError
+from ..errors import ConfigError, InvalidInputError
 from ..io import AtomicFiles
 from ..llm.identity import model_slug, weights_digest
+from ..llm.store import QUARANTINE, quarantine
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,11 @@ def text_hash(text: str) -> str:
 class EmbeddingStore:
     """Vectors by text hash for one encoder configuration, in append-only ``.npz`` chunks
     written atomically under ``{cache_dir}/embeddings/<key>/`` (several jobs may add at
-    once; a killed job loses at most its unfinished chunk)."""
+    once; a killed job loses at most its unfinished chunk).
+
+    A chunk that cannot be read (cut off, not an ``.npz``, arrays missing or of the wrong
+    shape) is moved aside into ``quarantine/`` next to the chunks, logged at WARNING
+    with its path, and its texts are encoded again; nothing is deleted."""
 
     def __init__(self, root: str | Path, settings: EncoderSettings):
         self.path = Path(root) / "embeddings" / settings.key()
@@ -94,14 +99,34 @@ class EmbeddingStore:
 
     def load(self, wanted: set[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
+        dim: int | None = None
         for chunk in sorted(self.path.glob("chunk-*.npz")):
-            with np.load(chunk) as data:
-                hashes = data["hashes"].astype(str)
-                keep = [i for i, h in enumerate(hashes) if h in wanted and h not in found]
-                if keep:
-                    vectors = data["vectors"][keep]
-                    found.update(zip(hashes[keep], vectors, strict=True))
+            try:
+                hashes, vectors = self._read_chunk(chunk, wanted, found, dim)
+            except FileNotFoundError:
+                continue  # another job moved it aside a moment ago
+            except Exception as exc:  # noqa: BLE001 (any unreadable file)
+                quarantine(chunk, self.path / QUARANTINE, f"{type(exc).__name__}: {exc}")
+                continue
+            if len(hashes):
+                dim = vectors.shape[1]
+                found.update(zip(hashes, vectors, strict=True))
         return found
+
+    @staticmethod
+    def _read_chunk(chunk: Path, wanted: set[str], found: dict[str, np.ndarray],
+                    dim: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """The wanted, not yet found (hashes, vectors) of one chunk; raises when the chunk
+        is unreadable or inconsistent."""
+        with np.load(chunk) as data:
+            hashes = data["hashes"].astype(str)
+            vectors = data["vectors"]
+        shape = vectors.shape
+        if len(shape) != 2 or shape[0] != len(hashes) or (dim and shape[1] != dim):
+            raise InvalidInputError(f"vectors of shape {shape} for {len(hashes)} hashes"
+                                    f"{f' of dimension {dim}' if dim else ''}", chunk)
+        keep = [i for i, h in enumerate(hashes) if h in wanted and h not in found]
+        return hashes[keep], np.asarray(vectors[keep], dtype=np.float32)
 
     def add(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
         target = self.path / f"chunk-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-" \
