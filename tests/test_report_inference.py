@@ -251,7 +251,7 @@ def test_verdict_words():
     assert verdict(result(0.01, 0.002)) == "B better"
     assert verdict(result(-0.01, 0.002)) == "A better"
     # Holm-adjusted p decides when filled
-    assert verdict(result(0.01, 0.002, p_holm=0.2)).startswith("no detectable difference")
+    assert verdict(result(0.01, 0.002, p_holm=0.2)).startswith("not significant after Holm")
     small = result(0.0001, 0.0005)
     assert verdict(small, margin=0.005, scale=100, unit=" pp") == "equivalent within ±0.500 pp"
     words = verdict(small, margin=0.0002, scale=100, unit=" pp", digits=2)
@@ -328,3 +328,9 @@ def test_seed_pairs_that_agree_do_not_make_a_certain_difference():
     b2 = b + np.array([[0.5, -0.5, 0.5, 0.5]])  # same mean gain in both seeds, noisy
     result = paired_two_level_bootstrap(a, b2, np.arange(4), n_resamples=2000, rng=0)
     assert result.se > 0 and result.p > 0.05 and "floored" in result.method
+
+
+def test_verdict_says_when_only_the_correction_keeps_a_difference():
+    words = verdict(result(0.03, 0.01, p=0.003, p_holm=0.2), scale=100, unit=" pp", digits=2)
+    assert words.startswith("not significant after Holm (p = 0.003 before), 95 % CI [")
+    assert verdict(result(0.03, 0.01, p=0.003)) == "B better"  # no family: the raw p

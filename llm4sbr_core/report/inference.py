@@ -553,8 +553,9 @@ def verdict(result: InferenceResult, margin: float | None = None, alpha: float =
             scale: float = 1.0, unit: str = "", digits: int = 3) -> str:
     """The comparison in words: "B better" / "A better" when the test rejects Δ = 0 at
     ``alpha`` (``p_holm`` when filled, else ``p``); else "equivalent within ±m" when a
-    ``margin`` is given and :func:`tost` rejects at ``alpha``; else "no detectable
-    difference, 95 % CI [a, b]". Numbers are shown × ``scale`` with ``unit`` (e.g. 100 and
+    ``margin`` is given and :func:`tost` rejects at ``alpha``; else "not significant
+    after Holm (p = … before), 95 % CI [a, b]" when only the family's correction keeps
+    the raw p from rejecting, or "no detectable difference, 95 % CI [a, b]". Numbers are shown × ``scale`` with ``unit`` (e.g. 100 and
     " pp" for percentage points)."""
     p = result.p if math.isnan(result.p_holm) else result.p_holm
     if p < alpha:
@@ -562,9 +563,11 @@ def verdict(result: InferenceResult, margin: float | None = None, alpha: float =
     if margin is not None and tost(result, margin) < alpha:
         return f"equivalent within ±{_fmt(margin, scale, unit, digits)}"
     level = f"{result.confidence * 100:g}"
-    return (f"no detectable difference, {level} % CI "
-            f"[{_fmt(result.ci_low, scale, unit, digits)}, "
-            f"{_fmt(result.ci_high, scale, unit, digits)}]")
+    interval = (f"{level} % CI [{_fmt(result.ci_low, scale, unit, digits)}, "
+                f"{_fmt(result.ci_high, scale, unit, digits)}]")
+    if result.p < alpha:  # only the correction for the other tests of the family removes it
+        return f"not significant after Holm (p = {result.p:.2g} before), {interval}"
+    return f"no detectable difference, {interval}"
 
 
 def mdd_from_se(se: float, df: float = math.inf, alpha: float = 0.05, power: float = 0.8
