@@ -85,7 +85,22 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
                                   f"unknown source {source!r}; known: {sorted(SOURCES)}")
     _check_prompts(config)
     _check_llm(config)
+    _check_backbone_params(config)
     return config
+
+
+def _check_backbone_params(config: dict[str, Any]) -> None:
+    """Each configured backbone's ``train.backbone_params`` are keywords it takes, checked
+    before any job starts (the models, and torch, are imported only when some are set)."""
+    train = config.get("train") or {}
+    params = train.get("backbone_params") or {}
+    wanted = [b for b in train.get("backbones") or [] if params.get(b)]
+    if not wanted:
+        return
+    from .models import get_backbone
+
+    for name in wanted:
+        get_backbone(name).split_params(params[name])
 
 
 def _check_llm(config: dict[str, Any]) -> None:

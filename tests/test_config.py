@@ -54,6 +54,14 @@ def test_shared_data_overlay_is_valid():
     (lambda c: c["dataset_settings"]["ml-1m"].update(format="dat"),
      "dataset_settings.ml-1m.format", "is not one of"),
     (lambda c: c.update(datasets="ml-100k"), "datasets", "is not of type"),
+    (lambda c: c["dataset_settings"]["ml-100k"]["split"].update(seed=-5),
+     "dataset_settings.ml-100k.split.seed", "less than the minimum"),
+    (lambda c: c["dataset_settings"]["ml-100k-quick"]["subsample"].update(seed=-1),
+     "dataset_settings.ml-100k-quick.subsample.seed", "less than the minimum"),
+    (lambda c: c["dataset_settings"]["ml-100k"]["split"].update(valid_fraction=0),
+     "dataset_settings.ml-100k.split.valid_fraction", "less than or equal to the minimum"),
+    (lambda c: c["train"].update(backbones=["srgnn"], backbone_params={"srgnn": {"stepz": 2}}),
+     "train.backbone_params.srgnn", "unknown parameter(s) ['stepz'] of SRGNN"),
 ])
 def test_bad_config_names_the_key(mutate, key, words):
     config = copy.deepcopy(default_config())

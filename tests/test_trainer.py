@@ -323,6 +323,19 @@ def test_unreadable_checkpoint_is_ignored(data, tmp_path, caplog):
     metrics = train(data, out, run=settings(epochs=1))
     assert metrics["runtime"]["resumed_after_epoch"] == 0
     assert "cannot read" in caplog.text
+    # a readable file that holds no checkpoint (a saved string, a list) is no error either
+    for other in ("some text", [1, 2, 3]):
+        torch.save(other, out / "last.pt")
+        caplog.clear()
+        assert train(data, out, run=settings(epochs=1))["runtime"]["resumed_after_epoch"] == 0
+        assert "not a checkpoint" in caplog.text
+
+
+def test_a_truncated_samples_file_names_the_file_and_the_fix(data, tmp_path):
+    broken = tmp_path / "train.parquet"
+    broken.write_bytes((data / "train.parquet").read_bytes()[:300])
+    with pytest.raises(ValueError, match=r"train\.parquet: cannot read the samples .*forcerun"):
+        load_samples(broken)
 
 
 def test_finished_checkpoint_only_writes_outputs(data, tmp_path):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
@@ -75,8 +76,13 @@ class SampleTensors:
 def load_samples(path: str | Path, max_len: int | None = None) -> SampleTensors:
     """Read a samples parquet into padded tensors, keeping the last ``max_len`` clicks."""
     columns = ["sample_id", "items", "target"]
-    has_sessions = "session_id" in pq.read_schema(path).names
-    table = pq.read_table(path, columns=columns + ["session_id"] * has_sessions)
+    try:
+        has_sessions = "session_id" in pq.read_schema(path).names
+        table = pq.read_table(path, columns=columns + ["session_id"] * has_sessions)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InvalidInputError(f"cannot read the samples ({e}); the file is damaged or "
+                                "truncated: delete it and run the data stage again (or "
+                                "snakemake --forcerun build_dataset)", path) from None
     lengths = pc.list_value_length(table["items"]).to_numpy().astype(np.int64)
     flat = pc.list_flatten(table["items"]).to_numpy().astype(np.int64)
     if len(lengths) == 0:

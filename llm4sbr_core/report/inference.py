@@ -555,8 +555,8 @@ def verdict(result: InferenceResult, margin: float | None = None, alpha: float =
     ``alpha`` (``p_holm`` when filled, else ``p``); else "equivalent within ±m" when a
     ``margin`` is given and :func:`tost` rejects at ``alpha``; else "not significant
     after Holm (p = … before), 95 % CI [a, b]" when only the family's correction keeps
-    the raw p from rejecting, or "no detectable difference, 95 % CI [a, b]". Numbers are shown × ``scale`` with ``unit`` (e.g. 100 and
-    " pp" for percentage points)."""
+    the raw p from rejecting, or "no detectable difference, 95 % CI [a, b]". Numbers
+    are shown × ``scale`` with ``unit`` (e.g. 100 and " pp" for percentage points)."""
     p = result.p if math.isnan(result.p_holm) else result.p_holm
     if p < alpha:
         return "B better" if result.delta > 0 else "A better"

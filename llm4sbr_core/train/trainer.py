@@ -258,8 +258,11 @@ class Trainer:
             return 0
         try:
             state = load_checkpoint(checkpoint)
-        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:
+        except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as e:
             log.warning("cannot read %s (%s): starting afresh", checkpoint, e)
+            return 0
+        if not isinstance(state, dict):
+            log.warning("cannot read %s (not a checkpoint): starting afresh", checkpoint)
             return 0
         if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != self.fingerprint:
             log.warning("ignoring %s: it belongs to other settings or data", checkpoint)
