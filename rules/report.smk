@@ -108,7 +108,6 @@ rule report_runtime:
         figure=report_figure("runtime", "runtime.rst", "Runtime per stage"),
     params:
         root=layout.BENCHMARKS_DIR,
-        listing=benchmark_listing,
     log:
         "logs/{dataset}/report/runtime.log",
     localrule: True

@@ -1,7 +1,5 @@
 # Helpers of rules/report.smk: output annotations for `snakemake --report` and the run
 # lists of llm4sbr_core/report/plan.py.
-from pathlib import Path
-
 from llm4sbr_core.report import plan as report_plan
 
 REPORT_TABLES = layout.TABLES_DIR
@@ -43,12 +41,3 @@ def report_figure(name, caption, label):
         subcategory="{dataset}",
         labels={"figure": label},
     )
-
-
-def benchmark_listing(wildcards):
-    """(path, size) of every benchmark file of the dataset: a new or longer benchmark
-    changes this param, and Snakemake's params trigger re-draws the runtime outputs (the
-    files are not inputs: that would make the report depend on re-running their jobs)."""
-    root = Path(fill(layout.BENCHMARKS_DIR, dataset=wildcards.dataset))
-    return [(str(p.relative_to(root).with_suffix("")), p.stat().st_size)
-            for p in sorted(root.rglob("*.tsv"))]

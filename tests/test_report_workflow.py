@@ -113,6 +113,9 @@ def test_report_renders_in_a_headless_browser(tmp_path):
             assert (tmp_path / f"results/ml-100k/tables/{name}.{ext}").stat().st_size > 0
     for name in ("fig5_peers", "fig6_views", "fig7_r", "training_curves", "runtime"):
         assert (tmp_path / f"results/ml-100k/figures/{name}.png").stat().st_size > 5000
+    # a finished workflow is a fixed point: planning it again finds nothing to do
+    again = snakemake(tmp_path, *rules, "-n", "--", "report_all", configs=configs)
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
     snakemake(tmp_path, *rules, "--report", "report.html", "--", "report_all", configs=configs)
     report = tmp_path / "report.html"
     assert report.stat().st_size > 100_000
