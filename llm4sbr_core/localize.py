@@ -8,7 +8,7 @@ intent is the sum of those items' *original* (un-normalised) embeddings, each we
 
     h_infer = Σ_{i in top-r} sim_i · e_item_i
 
-Two bugs of the official code are deliberately not reproduced (see REFERENCE_NOTES.md):
+Two bugs of the official code are deliberately not reproduced (see docs/reference-code.md):
 it paired the top-r embeddings with the similarities of items 0..r-1 instead of their
 own, and divided the sum by r. ``r = 0`` returns the raw answer embedding (paper Fig. 7).
 

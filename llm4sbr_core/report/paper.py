@@ -2,7 +2,7 @@
 
 Transcribed from the paper's Tables 2–5 and the text of §5.3.2 (Fig. 6 values the text
 quotes). All metric values are percentages, as printed. The paper selected epochs on the
-TEST set and its MRR@5/10 drop samples ranked beyond K (see REFERENCE_NOTES.md): compare
+TEST set and its MRR@5/10 drop samples ranked beyond K (see docs/reference-code.md): compare
 on P@K and the @20 metrics. Dataset keys are this workflow's dataset names (the paper's
 "MI-1M" is ``ml-1m``); backbone and variant keys are the config's names.
 """

@@ -2,7 +2,7 @@
 
 The paper's Table 3 backbone rows are kept here so our numbers can be printed beside
 them. The paper selected on the test set and its MRR@5/10 are inflated (see
-REFERENCE_NOTES.md); compare on P@K and the @20 metrics.
+docs/reference-code.md); compare on P@K and the @20 metrics.
 """
 
 from __future__ import annotations
