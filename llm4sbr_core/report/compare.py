@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..errors import InvalidInputError
 from .render import Section, Table, fmt_pm, mean_std, selection_note
-from .runs import load_runs, ranks_path
+from .runs import load_runs
 from .significance import (
     DETERMINISTIC_BACKBONES,
     EQUIVALENCE_MARGINS_PP,
@@ -35,11 +35,6 @@ from .significance import (
 )
 
 DEFAULT_METRICS: tuple[str, ...] = ("P@5", "P@20", "MRR@5", "MRR@20", "NDCG@20")
-
-
-def _side(name: str, runs: pd.DataFrame, deterministic: bool) -> Side:
-    return Side(name, {int(s): ranks_path(p) for s, p in zip(runs["seed"], runs["path"],
-                                                            strict=True)}, deterministic)
 
 
 def variant_comparison(metrics_paths: Iterable[str | Path], reference: str = "base",
@@ -76,8 +71,8 @@ def variant_comparison(metrics_paths: Iterable[str | Path], reference: str = "ba
 
     entries, comparisons, labels, seeds = [], [], [], []
     for backbone in ref_backbones:
-        base = _side(reference, refs[refs["backbone"] == backbone],
-                     backbone in deterministic)
+        base = Side.of_runs(reference, refs[refs["backbone"] == backbone],
+                            backbone in deterministic)
         group = runs[(runs["backbone"] == backbone) | peers]
         for (run_backbone, variant), g in group.groupby(["backbone", "variant"], sort=False):
             seeds.append(len(g))
@@ -86,7 +81,7 @@ def variant_comparison(metrics_paths: Iterable[str | Path], reference: str = "ba
             comparison = None
             if not is_reference:
                 comparison = compare_sides(
-                    reader, base, _side(name, g, run_backbone in deterministic), tested,
+                    reader, base, Side.of_runs(name, g, run_backbone in deterministic), tested,
                     n_resamples, seed)
                 comparisons.append(comparison)
                 labels.append(f"{backbone} {name}")

@@ -30,7 +30,7 @@ import pandas as pd
 from ..errors import InvalidInputError
 from .plan import DECOMPOSITION_SOURCES
 from .render import Section, Table, fmt_pm, mean_std, selection_note
-from .runs import load_runs, ranks_path
+from .runs import load_runs
 from .significance import (
     EQUIVALENCE_MARGINS_PP,
     MAX_MDD_PP,
@@ -93,9 +93,7 @@ def decomposition_table(metrics_paths: Iterable[str | Path], backbone: str,
         raise InvalidInputError(f"no runs of backbone {backbone!r} among the runs given")
     by_variant = {v: g for v, g in runs.groupby("variant", sort=False)}
     shown = [v for v in order if v in by_variant]
-    sides = {v: Side(v, {int(s): ranks_path(p) for s, p in
-                         zip(by_variant[v]["seed"], by_variant[v]["path"], strict=True)})
-             for v in shown}
+    sides = {v: Side.of_runs(v, by_variant[v]) for v in shown}
     reader = RankReader(test_samples)
     done_steps = [(a, b, what) for a, b, what in steps if a in sides and b in sides]
     comparisons = [compare_sides(reader, sides[a], sides[b], tested, n_resamples, seed)

@@ -53,7 +53,7 @@ from .inference import (
     verdict,
 )
 from .render import fmt, fmt_p, fmt_signed, improvement
-from .runs import METRICS
+from .runs import METRICS, ranks_path
 
 #: Methods whose one run has no training randomness (no seed): paired with every seed.
 DETERMINISTIC_BACKBONES: frozenset[str] = frozenset(
@@ -88,6 +88,13 @@ class Side:
     name: str
     ranks: Mapping[int, Path]
     deterministic: bool = False
+
+    @classmethod
+    def of_runs(cls, name: str, runs: pd.DataFrame, deterministic: bool = False) -> Side:
+        """The side of the runs in ``runs`` (a :func:`.runs.load_runs` frame): the
+        ranks.parquet beside each run's metrics.json, by seed."""
+        return cls(name, {int(s): ranks_path(p) for s, p in
+                          zip(runs["seed"], runs["path"], strict=True)}, deterministic)
 
     @property
     def single_run(self) -> bool:

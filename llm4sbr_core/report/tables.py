@@ -37,7 +37,7 @@ from .render import (
     ours_label,
     selection_note,
 )
-from .runs import METRICS, load_runs, ranks_path
+from .runs import METRICS, load_runs
 from .runtime import run_costs
 from .significance import (
     EQUIVALENCE_MARGINS_PP,
@@ -136,8 +136,7 @@ def table3(metrics_paths: Iterable[str | Path], n_resamples: int = 10_000, seed:
             label = backbone_label(backbone)
             comparison = compare_sides(
                 reader,
-                *[Side(name, {int(r): ranks_path(p) for r, p in zip(
-                    sides[v]["seed"], sides[v]["path"], strict=True)})
+                *[Side.of_runs(name, sides[v])
                   for v, name in (("base", label), ("llm4sbr", f"LLM4SBR({label})"))],
                 tested, n_resamples, seed)
             comparisons.append(comparison)

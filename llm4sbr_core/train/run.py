@@ -26,7 +26,7 @@ import torch
 from ..data.batches import SampleTensors, count_items, load_samples
 from ..errors import ConfigError, InvalidInputError
 from ..io import AtomicFiles
-from ..layout import ITEMS_FILE, SPLIT_FILE, SPLITS, fill
+from ..layout import SPLITS, TABLE_FILES
 from ..metrics import metrics_from_ranks
 from ..models import Backbone, get_backbone
 from ..models.build import build_model, build_training_graph
@@ -72,9 +72,8 @@ class RunInputs:
                item_vectors: str | Path | None = None,
                graph: str | Path | None = None) -> RunInputs:
         """The tables of a data folder laid out as ``layout.DATA_DIR``."""
-        data_dir = Path(data_dir)
-        splits = {s: data_dir / Path(fill(SPLIT_FILE, split=s)).name for s in SPLITS}
-        return cls(**splits, items=data_dir / Path(ITEMS_FILE).name, intents=intents or {},
+        train, valid, test, items = (Path(data_dir) / name for name in TABLE_FILES)
+        return cls(train, valid, test, items, intents=intents or {},
                    item_vectors=item_vectors, graph=graph)
 
     @property
