@@ -105,15 +105,17 @@ def archived_runs(archive_dir: Path, dataset: str, backbones: str | None = None,
     root = archive_dir / dataset / "runs"
     if not root.is_dir():
         raise InvalidInputError(f"no archived runs of {dataset!r}", root)
-    paths = sorted(root.glob(f"*/*/seed*/{METRICS_FILE}"),
-                   key=lambda p: (p.parents[2].name, p.parents[1].name,
-                                  int(p.parent.name[4:])))
-    for key, index in (("backbones", 2), ("variants", 1)):
-        wanted = {"backbones": backbones, "variants": variants}[key]
-        if wanted:
-            order = wanted.split(",")
-            paths = [p for p in paths if p.parents[index].name in order]
-            paths.sort(key=lambda p, o=order, i=index: o.index(p.parents[i].name))
+    backbone_order = backbones.split(",") if backbones else None
+    variant_order = variants.split(",") if variants else None
+
+    def rank(name: str, order: list[str] | None) -> tuple[int, str]:
+        return (order.index(name) if order else 0, name)
+
+    paths = [p for p in root.glob(f"*/*/seed*/{METRICS_FILE}")
+             if (backbone_order is None or p.parents[2].name in backbone_order)
+             and (variant_order is None or p.parents[1].name in variant_order)]
+    paths.sort(key=lambda p: (rank(p.parents[2].name, backbone_order),
+                              rank(p.parents[1].name, variant_order), int(p.parent.name[4:])))
     if not paths:
         raise InvalidInputError(f"no archived runs of {dataset!r} with backbones="
                                 f"{backbones} variants={variants}", root)
