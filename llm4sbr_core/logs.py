@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
+
+from tqdm import tqdm
+
+# A batch job's log (SLURM, Snakemake's per-job log) gets one progress line per this many
+# seconds instead of one per update.
+NON_TTY_PROGRESS_INTERVAL_S = 30.0
 
 
 def setup_logging(log_files: Sequence[str] = ()) -> None:
@@ -43,3 +50,13 @@ def log_to(path: str, logger: str = "llm4sbr_core") -> Iterator[None]:
         target.removeHandler(handler)
         target.setLevel(level)
         handler.close()
+
+
+def progress(iterable: Iterable | None = None, **kwargs: Any) -> tqdm:
+    """A tqdm bar on stderr that refreshes every second on a terminal and every
+    ``NON_TTY_PROGRESS_INTERVAL_S`` seconds in a file (a job log), so a long job's log
+    stays readable. Keyword arguments go to tqdm (``disable``, ``total``, ``desc``…)."""
+    kwargs.setdefault("file", sys.stderr)
+    interactive = kwargs["file"].isatty() if hasattr(kwargs["file"], "isatty") else False
+    kwargs.setdefault("mininterval", 1.0 if interactive else NON_TTY_PROGRESS_INTERVAL_S)
+    return tqdm(iterable, **kwargs)

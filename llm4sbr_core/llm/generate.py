@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ..errors import ConfigError, InvalidInputError, Llm4sbrError
 from ..io import AtomicFiles
+from ..logs import progress as progress_bar
 from .base import Generator
 from .clean import FLAGS, clean_answer
 from .identity import model_identity, model_slug, store_key
@@ -150,7 +150,7 @@ def _rate(n: float, seconds: float) -> float | None:
 
 def _generate_missing(generator: Generator, missing: pd.DataFrame, store: AnswerStore,
                       chunk_size: int, totals: dict[str, Any]) -> None:
-    bar = tqdm(total=len(missing), unit="prompt", desc="generating", smoothing=0.1)
+    bar = progress_bar(total=len(missing), unit="prompt", desc="generating", smoothing=0.1)
     for start in range(0, len(missing), chunk_size):
         chunk = missing.iloc[start:start + chunk_size]
         t0 = time.perf_counter()

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..embedded import resolve_model_path
 from ..errors import ConfigError, InvalidInputError
 from ..io import AtomicFiles
+from ..logs import progress as progress_bar
 from ..llm.identity import model_slug, weights_digest
 from ..llm.store import QUARANTINE, quarantine
 
@@ -189,7 +189,7 @@ class TextEncoder:
         order = np.argsort([-n for n in lengths], kind="stable")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         size = self.settings.batch_size
-        for start in tqdm(range(0, len(order), size), desc="encoding", unit="batch",
+        for start in progress_bar(range(0, len(order), size), desc="encoding", unit="batch",
                           disable=not progress or len(order) <= size):
             rows = order[start:start + size]
             batch = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,

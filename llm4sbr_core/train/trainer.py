@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ..data.batches import SampleTensors
 from ..errors import InvalidTypeError, TrainingDivergedError
+from ..logs import progress as progress_bar
 from ..io import file_digest
 from ..metrics import metrics_from_ranks, target_ranks
 from ..models import Backbone
@@ -139,9 +139,8 @@ class Trainer:
         total_aux = torch.zeros((), device=self.device)
         seen = 0
         start = time.perf_counter()
-        bar = tqdm(total=len(self.train), desc=f"epoch {self.epoch + 1}", unit="sample",
-                   unit_scale=True, leave=False, file=sys.stderr, disable=not self.progress,
-                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        bar = progress_bar(total=len(self.train), desc=f"epoch {self.epoch + 1}", unit="sample",
+                           unit_scale=True, leave=False, disable=not self.progress)
         for step, batch in enumerate(self.train.batches(self.settings.batch_size, shuffle=True,
                                                         generator=self.generator)):
             batch = batch.to(self.device)
