@@ -30,9 +30,9 @@ import numpy as np
 from ..embedded import resolve_model_path
 from ..errors import ConfigError, InvalidInputError
 from ..io import AtomicFiles
-from ..logs import progress as progress_bar
 from ..llm.identity import model_slug, weights_digest
 from ..llm.store import QUARANTINE, quarantine
+from ..logs import progress as progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import pickle
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -39,8 +38,8 @@ import torch.nn.functional as F
 
 from ..data.batches import SampleTensors
 from ..errors import InvalidTypeError, TrainingDivergedError
-from ..logs import progress as progress_bar
 from ..io import file_digest
+from ..logs import progress as progress_bar
 from ..metrics import metrics_from_ranks, target_ranks
 from ..models import Backbone
 from .checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
