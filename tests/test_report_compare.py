@@ -237,3 +237,15 @@ def test_inconsistent_inputs_are_errors(tmp_path):
         variant_comparison(paths[3:6])
     with pytest.raises(InvalidInputError, match=r"no 'base' runs among the 0 runs given"):
         variant_comparison([])
+
+
+def test_a_peer_beside_several_backbones_is_one_row_after_them(tmp_path):
+    paths = _grid(tmp_path)
+    paths += [write_run(tmp_path, "gru4rec", "base", s, _ranks(s + 3), session_ids=SESSIONS)
+              for s in range(3)]
+    table = variant_comparison(paths, metrics=("P@20",), n_resamples=RESAMPLES)
+    assert [(r[0], r[1]) for r in table.rows] == [
+        ("srgnn", "base"), ("srgnn", "llm4sbr"), ("gru4rec", "base"), ("llmseqsim", "mean")]
+    # …while each backbone still has its own test against the peer
+    assert {k[:2] for k in _rows(table)} == {("srgnn", "llm4sbr"), ("srgnn", "llmseqsim mean"),
+                                            ("gru4rec", "llmseqsim mean")}

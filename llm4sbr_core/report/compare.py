@@ -73,8 +73,12 @@ def variant_comparison(metrics_paths: Iterable[str | Path], reference: str = "ba
     for backbone in ref_backbones:
         base = Side.of_runs(reference, refs[refs["backbone"] == backbone],
                             backbone in deterministic)
-        group = runs[(runs["backbone"] == backbone) | peers]
-        for (run_backbone, variant), g in group.groupby(["backbone", "variant"], sort=False):
+        # The backbone's own variants first, then the peers it is compared with.
+        own = runs[runs["backbone"] == backbone]
+        groups = [*own.groupby("variant", sort=False), *runs[peers].groupby(
+            ["backbone", "variant"], sort=False)]
+        for key, g in groups:
+            run_backbone, variant = key if isinstance(key, tuple) else (backbone, key)
             seeds.append(len(g))
             is_reference = run_backbone == backbone and variant == reference
             name = variant if run_backbone == backbone else f"{run_backbone} {variant}"
@@ -89,12 +93,15 @@ def variant_comparison(metrics_paths: Iterable[str | Path], reference: str = "ba
 
     tests = assess_family(comparisons, margins_pp, alpha)
     by_comparison = {id(c): t for c, t in zip(comparisons, tests, strict=True)}
-    rows, test_rows, data = [], [], []
+    rows, peer_rows, test_rows, data = [], {}, [], []
     for backbone, run_backbone, variant, name, g, comparison in entries:
         stats = {m: mean_std(g[m]) for m in shown}
-        rows.append([run_backbone, variant, str(len(g)),
-                     *[fmt_pm(100 * stats[m][0], 100 * stats[m][1], stats[m][2])
-                       for m in metrics]])
+        row = [run_backbone, variant, str(len(g)),
+               *[fmt_pm(100 * stats[m][0], 100 * stats[m][1], stats[m][2]) for m in metrics]]
+        if run_backbone == backbone:
+            rows.append(row)
+        else:  # a peer's runs are the same beside every backbone: one row, after them all
+            peer_rows.setdefault((run_backbone, variant), row)
         record: dict = {"backbone": backbone, "run_backbone": run_backbone,
                         "variant": variant, "seeds": len(g)}
         for m in shown:
@@ -122,6 +129,7 @@ def variant_comparison(metrics_paths: Iterable[str | Path], reference: str = "ba
         f"B = the row's variant, A = `{reference}` of the same backbone", tested, margins_pp,
         n_resamples, seed,
         alpha, min_sessions=min_sessions, max_mdd_pp=max_mdd_pp)
+    rows += peer_rows.values()
     notes = [selection_note(seeds), *test_notes]
     sections = [Section(f"Tests against {reference} of the same backbone",
                         ["backbone", "variant", *TEST_HEADER], test_rows)] if test_rows else []
