@@ -30,6 +30,7 @@ from ..io import AtomicFiles
 from ..logs import progress as progress_bar
 from .base import Generator
 from .clean import FLAGS, clean_answer
+from .cost import Measured, estimate, machine_id, read_measured, record_measured
 from .identity import model_identity, model_slug, store_key
 from .settings import DecodingSettings, GeneratorSettings
 from .store import ANSWER_COLUMNS, AnswerStore
@@ -108,12 +109,17 @@ def generate_shard(prompts_path: str | Path, shard: int, shards: int,
                  "generate", shard + 1, shards, prompts_path, len(todo_prompts), len(known),
                  store.path, len(missing))
         generated = {"prompts": 0, "tokens_in": 0, "tokens_out": 0, "seconds": 0.0}
+        machine = machine_id(settings, threads)
+        expected = estimate(len(missing), int(missing["prompt"].str.len().sum()),
+                            settings.decoding.max_new_tokens, read_measured(store.path, machine))
         if len(missing):
+            log.info("shard %d/%d: %s", shard + 1, shards, expected.describe())
             generator = load_generator(settings, threads=threads)
             try:
                 _generate_missing(generator, missing, store, chunk_size, generated)
             finally:
                 generator.close()
+                _record_throughput(store, machine, missing, generated)
         answers = store.load(todo_prompts["prompt_hash"])
     if len(answers) != len(todo_prompts):
         raise Llm4sbrError(f"{store.path}: {len(todo_prompts) - len(answers)} prompts of "
@@ -130,11 +136,26 @@ def generate_shard(prompts_path: str | Path, shard: int, shards: int,
              "prompts_per_second": _rate(generated["prompts"], generated["seconds"]),
              "tokens_out_per_second": _rate(generated["tokens_out"], generated["seconds"]),
              "wall_seconds": round(time.perf_counter() - started, 3),
-             "model": identity, "decoding": settings.decoding.key(), "store": str(store.path)}
+             "model": identity, "decoding": settings.decoding.key(), "store": str(store.path),
+             "machine": machine, "estimate": dataclasses.asdict(expected)}
     with AtomicFiles() as files:
         files.write_parquet(answers_path, answers[list(ANSWER_COLUMNS)])
         files.write_json(stats_path, stats)
     return stats
+
+
+def _record_throughput(store: AnswerStore, machine: str, missing: pd.DataFrame,
+                       generated: Mapping[str, Any]) -> None:
+    """Add what this job generated to the store's throughput ledger (the cost model's
+    measurements); the prompts of the chunks done are the first ``generated["prompts"]``."""
+    if not generated["prompts"]:
+        return
+    chars = int(missing["prompt"].iloc[:generated["prompts"]].str.len().sum())
+    with store.lock("throughput"):
+        measured: Measured = read_measured(store.path, machine)
+        record_measured(store.path, measured.plus(
+            generated["prompts"], generated["seconds"], chars, generated["tokens_in"],
+            generated["tokens_out"]))
 
 
 def shard_lock_name(prompt_hashes: Iterable[str]) -> str:
