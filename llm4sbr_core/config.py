@@ -57,7 +57,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate ``config`` in place (filling defaults) and return it.
 
     Raises :class:`ConfigError` naming the first offending key: unknown keys, wrong
-    types, values outside their range, and datasets without settings.
+    types, values outside their range, datasets without settings, and paths that exist
+    but cannot be used (:func:`check_paths`).
     """
     validator = _Validator(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -86,7 +87,37 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     _check_prompts(config)
     _check_llm(config)
     _check_backbone_params(config)
+    check_paths(config)
     return config
+
+
+def check_paths(config: dict[str, Any]) -> None:
+    """The folders and raw files the config names are usable where they exist: not a
+    symbolic link loop or a link to nothing, not a file where a folder belongs (``raw_dir``,
+    ``cache_dir``, a dataset's raw folder) or a folder where a file belongs (its
+    ``files``), not unreadable (or, for ``cache_dir``, unwritable). Missing paths pass:
+    raw files are downloaded or reported missing by Snakemake, folders are created.
+    Relative paths are taken from the working directory (Snakemake's workdir)."""
+    from .io import path_problem
+
+    def check(path: Path, key: str, kind: str, writable: bool = False) -> bool:
+        problem = path_problem(path, kind, writable)
+        if problem:
+            raise ConfigError(key, f"{path} {problem}")
+        return path.is_dir() if kind == "folder" else path.exists()
+
+    check(Path(config.get("cache_dir", "cache")), "cache_dir", "folder", writable=True)
+    raw_dir = Path(config.get("raw_dir", "data/raw"))
+    if not check(raw_dir, "raw_dir", "folder"):
+        return
+    for name in config["datasets"]:
+        settings = config["dataset_settings"][name]
+        folder = raw_dir / (settings.get("raw_folder") or name)
+        if not check(folder, f"dataset_settings.{name}.raw_folder", "folder"):
+            continue
+        for role in ("interactions", "items"):
+            check(folder / settings["files"][role], f"dataset_settings.{name}.files.{role}",
+                  "file")
 
 
 def _check_backbone_params(config: dict[str, Any]) -> None:

@@ -4,13 +4,21 @@ Every writer goes through :class:`AtomicFiles`: content is written to a hidden t
 file next to its destination and renamed into place only when all files of the group
 were written. ``os.replace`` is atomic on POSIX file systems, so a reader sees either
 the old file, no file, or the complete new one.
+
+A write that fails because the file system is full (``ENOSPC``, a quota, or any write
+error while less than :data:`NEARLY_FULL_BYTES` are free there — NumPy and torch do not
+always keep the errno) leaves no temporary file behind and raises :class:`DiskFullError`
+naming the file and the free space. :func:`path_problem` says why a path a config names
+cannot be used (a symbolic link loop, a folder where a file belongs, no permission).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +26,29 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .errors import Llm4sbrError
+
+#: A write error on a file system with less than this free is reported as a full disk.
+NEARLY_FULL_BYTES = 1 << 20
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(Llm4sbrError, OSError):
+    """An artifact could not be written because its file system is full; nothing was
+    left at (or next to) its destination. Also an ``OSError``."""
+
+    def __init__(self, path: str | Path, free_bytes: int | None, others: int = 0):
+        self.path = str(path)
+        self.free_bytes = free_bytes
+        free = f"{free_bytes:,} bytes free" if free_bytes is not None else "free space unknown"
+        group = f", nor the {others} other file(s) written with it" if others else ""
+        super().__init__(errno.ENOSPC, f"{self.path}: the disk is full ({free} on the file "
+                         f"system of {Path(self.path).parent}): not written{group}; any older "
+                         "version is left as it was; free some space and run again")
+
+    def __str__(self) -> str:
+        return self.strerror or ""
 
 
 def _file_mode() -> int:
@@ -83,8 +114,27 @@ class AtomicFiles:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.commit()
-        else:
-            self.discard()
+            return
+        full, free = self._disk_full(exc)
+        destinations = [d for _, d in self._pending]
+        self.discard()
+        if full and not isinstance(exc, DiskFullError):
+            raise DiskFullError(destinations[-1], free, len(destinations) - 1) from exc
+
+    def _disk_full(self, exc: BaseException | None) -> tuple[bool, int | None]:
+        """Whether ``exc`` means a full disk, and the bytes free where the failed write
+        went (measured before the temporary files are removed; ``None`` if unknown)."""
+        if not self._pending or not isinstance(exc, OSError | RuntimeError):
+            return False, None
+        try:
+            info = os.statvfs(self._pending[-1][0].parent)
+            free: int | None = info.f_bavail * info.f_frsize
+        except OSError:
+            free = None
+        if getattr(exc, "errno", None) in _DISK_FULL_ERRNOS or \
+                "No space left on device" in str(exc):
+            return True, free
+        return free is not None and free < NEARLY_FULL_BYTES, free
 
 
 def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
@@ -94,3 +144,41 @@ def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 2
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def path_problem(path: str | Path, kind: str = "file", writable: bool = False) -> str | None:
+    """Why ``path`` cannot be used as a ``kind`` (``"file"`` to read, ``"folder"`` to list,
+    and to write into if ``writable``), in words that follow the path: a symbolic link
+    loop, a link to nothing, a folder where a file belongs or the reverse, no permission.
+    ``None`` when it can be used or does not exist (a missing file or folder is the
+    caller's to report or to make)."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if path.is_symlink():
+            return (f"is a symbolic link to {os.readlink(path)!r}, which does not exist "
+                    "(a disk not mounted?)")
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return ("is a symbolic link loop (following it leads back to itself): replace "
+                    f"it with the {kind}, or with a link to the {kind}")
+        if exc.errno == errno.ENOTDIR:
+            return "lies under a file, not under a folder: a file stands where a folder belongs"
+        if exc.errno == errno.EACCES:
+            return "cannot be reached: permission denied on a folder above it"
+        return f"cannot be used: {exc.strerror}"
+    if kind == "file":
+        if stat.S_ISDIR(info.st_mode):
+            return "is a folder, not a file"
+        if not os.access(path, os.R_OK):
+            return "cannot be read: permission denied (check its owner and mode)"
+    else:
+        if not stat.S_ISDIR(info.st_mode):
+            return "is a file, not a folder"
+        if not os.access(path, os.R_OK | os.X_OK):
+            return "cannot be read: permission denied (check its owner and mode)"
+        if writable and not os.access(path, os.W_OK | os.X_OK):
+            return "cannot be written to: permission denied (check its owner and mode)"
+    return None

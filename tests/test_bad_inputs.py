@@ -1,12 +1,19 @@
 """The bad-input corpus (tests/bad_inputs/cases.yaml): every case runs the data stage on
 its raw files and must stop with an error whose first line names the file (and line) or
-the config key, or finish with the documented counted skip or warning."""
+the config key, or finish with the documented counted skip or warning.
+
+Paths git cannot hold (symbolic link loops, folders where a file belongs, unreadable
+files) are made by the case's ``prepare`` in a copy of its folder; the config check that
+runs before any job (:func:`llm4sbr_core.config.check_paths`) must stop those as well,
+and the ``paths`` section does the same for ``raw_dir`` and ``cache_dir``."""
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +26,7 @@ from llm4sbr_core.data.build import prepare_dataset
 CORPUS = Path(__file__).parent / "bad_inputs"
 SPEC = yaml.safe_load((CORPUS / "cases.yaml").read_text(encoding="utf-8"))
 CASES = SPEC["cases"]
+PATH_CASES = SPEC["paths"]
 #: What the first line of every error must name: a file (with its line where there is
 #: one), or a config key.
 NAMES_A_PLACE = re.compile(r"[\w.-]+\.(csv|dat|inter|item|json)(\.gz)?(:\d+)?: "
@@ -32,24 +40,88 @@ def test_corpus_is_complete():
     assert on_disk <= folders, f"folders no case uses: {sorted(on_disk - folders)}"
 
 
-def run_case(name: str, case: dict):
+def make_path(path: Path, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replace ``path`` (a file or folder, or nothing) by what ``kind`` names. Root may
+    read and write anything, so for root an unreadable file or read-only folder is
+    simulated: ``os.access`` answers no for that path (the check the code makes)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+    if kind == "symlink_loop":  # path → path.loop → path
+        path.symlink_to(path.name + ".loop")
+        path.with_name(path.name + ".loop").symlink_to(path.name)
+    elif kind == "dangling_link":
+        path.symlink_to("/nonexistent/llm4sbr-raw-disk/" + path.name)
+    elif kind == "folder":
+        path.mkdir()
+        (path / "part-0.csv").write_text("user_id,item_id,timestamp\n")
+    elif kind == "file":
+        path.write_text("not a folder\n")
+    elif kind in ("unreadable", "read_only_folder"):
+        if kind == "unreadable":
+            path.write_text("user_id,item_id,timestamp\n")
+            path.chmod(0)
+            denied = os.R_OK
+        else:
+            path.mkdir()
+            path.chmod(0o555)
+            denied = os.W_OK
+        if os.geteuid() == 0:
+            real_access = os.access
+
+            def access(p, mode, *args, **kwargs):
+                if Path(p) == path and mode & denied:
+                    return False
+                return real_access(p, mode, *args, **kwargs)
+
+            monkeypatch.setattr(os, "access", access)
+    else:
+        raise AssertionError(f"unknown prepare kind {kind!r}")
+
+
+def prepared_raw_dir(case: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The corpus itself, or a copy of the case's folder with its ``prepare`` applied
+    (``.`` is the folder itself)."""
+    if "prepare" not in case:
+        return CORPUS
+    folder = tmp_path / "raw" / case["folder"]
+    shutil.copytree(CORPUS / case["folder"], folder)
+    for relative, kind in case["prepare"].items():
+        make_path(folder if relative == "." else folder / relative, kind, monkeypatch)
+    return folder.parent
+
+
+def case_config(name: str, case: dict) -> tuple[str, dict]:
     dataset = case.get("name", name)
     settings = deep_update(copy.deepcopy(SPEC["defaults"]), case.get("settings", {}))
     if "folder" in case:
         settings.setdefault("raw_folder", case["folder"])
-    config = validate_config({"datasets": [dataset], "dataset_settings": {dataset: settings}})
-    return prepare_dataset(config["dataset_settings"][dataset], CORPUS,
+    return dataset, {"datasets": [dataset], "dataset_settings": {dataset: settings}}
+
+
+def run_case(name: str, case: dict, raw_dir: Path = CORPUS):
+    dataset, config = case_config(name, case)
+    config = validate_config(config)
+    return prepare_dataset(config["dataset_settings"][dataset], raw_dir,
                            case.get("call_name", dataset))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input(name, caplog):
+def test_bad_input(name, caplog, tmp_path, monkeypatch):
     case = CASES[name]
     expect = case["expect"]
     caplog.set_level(logging.WARNING)
+    raw_dir = prepared_raw_dir(case, tmp_path, monkeypatch)
+    if "before_jobs" in expect:  # what the Snakefile's config check says of the same paths
+        _, config = case_config(name, case)
+        with pytest.raises(errors.ConfigError) as info:
+            validate_config({**config, "raw_dir": str(raw_dir),
+                             "cache_dir": str(tmp_path / "cache")})
+        assert re.search(expect["before_jobs"], str(info.value)), str(info.value)
     if "error" in expect:
         with pytest.raises(errors.Llm4sbrError) as info:
-            run_case(name, case)
+            run_case(name, case, raw_dir)
         assert type(info.value).__name__ == expect["error"], str(info.value)
         message = str(info.value)
         first = message.splitlines()[0]
@@ -59,7 +131,7 @@ def test_bad_input(name, caplog):
             assert re.search(pattern, message), message
         return
     assert expect["ok"] is True
-    tables, items, stats = run_case(name, case)
+    tables, items, stats = run_case(name, case, raw_dir)
     assert tables["train"].num_rows and tables["test"].num_rows
     for k, v in expect.get("stats", {}).items():
         assert stats[k] == v, (k, stats[k])
@@ -68,3 +140,19 @@ def test_bad_input(name, caplog):
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     if "warning" in expect:
         assert any(re.search(expect["warning"], w) for w in warnings), warnings
+
+
+@pytest.mark.parametrize("name", sorted(PATH_CASES))
+def test_unusable_path_stops_before_any_job(name, tmp_path, monkeypatch):
+    """``raw_dir`` or ``cache_dir`` that exists but cannot be used: the config check the
+    Snakefile runs first names the key and the path."""
+    case = PATH_CASES[name]
+    for relative, kind in case["prepare"].items():
+        make_path(tmp_path / relative, kind, monkeypatch)
+    config = {"datasets": ["good"], "dataset_settings": {"good": copy.deepcopy(SPEC["defaults"])},
+              "raw_dir": str(CORPUS), "cache_dir": str(tmp_path / "cache"),
+              **{k: str(tmp_path / v) for k, v in case["config"].items()}}
+    with pytest.raises(errors.ConfigError) as info:
+        validate_config(config)
+    first = str(info.value).splitlines()[0]
+    assert re.search(case["expect"], first), first

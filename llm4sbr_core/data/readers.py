@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, DataFormatError, InvalidInputError
+from ..io import path_problem
 from .raw import RawData
 from .textio import iter_lines
 
@@ -540,6 +541,7 @@ def read_raw(settings: dict[str, Any], folder: str | Path, key: str) -> RawData:
     except LookupError:
         raise ConfigError(f"{key}.encoding", f"unknown text encoding {settings['encoding']!r}"
                           ) from None
+    check_raw_paths(settings, folder, key)
     data = READERS[fmt](settings, Path(folder), key)
     if data.interactions.empty:
         raise DataFormatError(data.files[0], None, "no interactions could be read")
@@ -547,6 +549,25 @@ def read_raw(settings: dict[str, Any], folder: str | Path, key: str) -> RawData:
         check_time_scale(data.interactions, data.files[0])
     data.dropped_duplicates = _handle_duplicates(data, settings["duplicates"], key)
     return data
+
+
+def check_raw_paths(settings: dict[str, Any], folder: str | Path, key: str) -> None:
+    """Stop before reading when the raw folder or one of the dataset's files exists but
+    cannot be read: a symbolic link loop or a link to nothing, a folder where a file
+    belongs (or a file where the folder belongs), no permission. The error names the path
+    and the config key that leads to it; a file that is simply missing is reported by the
+    reader ("file not found")."""
+    folder = Path(folder)
+    problem = path_problem(folder, "folder")
+    if problem:
+        raise DataFormatError(folder, None, f"{problem}; it should be the folder of the "
+                              f"dataset's raw files ('raw_dir' + '{key}.raw_folder', which "
+                              "defaults to the dataset's name)")
+    for role in ("interactions", "items"):
+        path = folder / settings["files"][role]
+        problem = path_problem(path, "file")
+        if problem:
+            raise DataFormatError(path, None, f"{problem} ('{key}.files.{role}' names it)")
 
 
 def check_time_scale(inter: pd.DataFrame, path: str | Path) -> list[str]:
