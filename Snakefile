@@ -17,6 +17,7 @@ validate_config(config)
 validate(config, "llm4sbr_core/schemas/config.schema.yaml")
 
 
+include: "rules/models.smk"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/prompts.smk"

@@ -18,6 +18,9 @@ for _folder, (_source, _files) in downloadable_folders().items():
             dest=lambda w, output: os.path.dirname(output[0]),
         log:
             f"logs/{_folder}/download.log",
+        # Local: on a cluster it runs where Snakemake runs (login nodes have internet,
+        # compute nodes often not).
+        localrule: True
         retries: 2
         resources:
             mem_mb=1000,

@@ -15,6 +15,7 @@ from llm4sbr_core.llm.common import public_llm_block
 rule llm_generate_shard:
     input:
         layout.PROMPTS_FILE,
+        LLM_MODEL_INPUT,  # the snapshot of a hub-named model (rules/models.smk), or nothing
     output:
         answers=layout.ANSWER_SHARD,
         stats=layout.ANSWER_SHARD_STATS,
@@ -36,7 +37,7 @@ rule llm_generate_shard:
         runtime=720,
         gpu=0,
     conda:
-        "../envs/gpu.yaml"
+        LLM_CONDA_ENV
     script:
         "../workflow_scripts/llm_generate_shard.py"
 

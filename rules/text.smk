@@ -6,6 +6,7 @@
 rule encode_items:
     input:
         item_table=layout.ITEMS_FILE,
+        model=ENCODER_MODEL_INPUT,  # the snapshot of a hub-named encoder, or nothing
     output:
         vectors=layout.ITEM_VECTORS,
         stats=layout.ITEM_VECTORS_STATS,
@@ -32,6 +33,7 @@ rule encode_items:
 rule encode_answers:
     input:
         answers=layout.ANSWERS_FILE,
+        model=ENCODER_MODEL_INPUT,
     output:
         vectors=layout.ANSWER_VECTORS,
         stats=layout.ANSWER_VECTORS_STATS,
