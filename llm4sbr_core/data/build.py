@@ -1,7 +1,7 @@
 """The data stage: raw files → sessions → filtered, re-indexed, split samples.
 
 :func:`build_dataset` is what the ``build_dataset`` rule calls; it writes the artifact
-contract of ``results/{dataset}/data/`` (see DESIGN.md) atomically — all files or none.
+contract of ``results/{dataset}/data/`` (docs/design.md) atomically — all files or none.
 """
 
 from __future__ import annotations
