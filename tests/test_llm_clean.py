@@ -62,3 +62,37 @@ def test_answers_are_never_evaluated():
     raw = "__import__('os').system('touch /tmp/llm4sbr-pwned')"
     cleaned = clean_answer(raw)
     assert cleaned.flag == "ok" and "import" in cleaned.answer
+
+
+#: Raw answers of the embedded SmolLM2-135M-Instruct on MovieLens-100K prompts (greedy,
+#: max_new_tokens 24), with the lead-ins it uses most; each must leave the name alone.
+EMBEDDED_MODEL_ANSWERS = [
+    ('The user\'s favorite item is the item named "Heat (1995)_5"', "Heat (1995)"),
+    ('The most recent item in the short term is the item named "Blood & Wine" (1997).',
+     "Blood & Wine"),
+    ("The item name is \"The (1987) -- Action Adventure Comedy Romance_145\"",
+     "The (1987) -- Action Adventure Comedy Romance"),
+    ('The user has identified the item as "2 Days in the Valley"', "2 Days in the Valley"),
+    ('The user has identified the item named "Butch Cassidy and the Sundance Kid" as '
+     '"Butch Cassidy', "Butch Cassidy and the Sundance Kid"),
+    ("The item I'm interested in is the movie Return of the Pink Panther, The.",
+     "Return of the Pink Panther, The"),
+    ('The item I\'m interested in is the "It\'s a Wonderful Life" (1947) by Martin',
+     "It's a Wonderful Life"),
+    ('The 1997 film "Air Force One" is a classic example of a short film that has been',
+     "Air Force One"),
+    ('The 1962 film-noir thriller "A Nightmare on Elm Street" is the most',
+     "A Nightmare on Elm Street"),
+    ('The item the user is interested in is "The Nightmare on Elm Street, A"',
+     "The Nightmare on Elm Street, A"),
+    ("The user's item is: 10. My Favorite Year, The (1982)", "My Favorite Year, The (1982)"),
+    ("The Celluloid Closet, The (1995) -- Documentary_793",
+     "The Celluloid Closet, The (1995) -- Documentary"),
+    ("The Film Festival (1990)", "The Film Festival (1990)"),  # a title, not a lead-in
+]
+
+
+@pytest.mark.parametrize("raw, answer", EMBEDDED_MODEL_ANSWERS)
+def test_lead_ins_of_the_embedded_model_are_dropped(raw, answer):
+    assert clean_answer(raw).answer == answer
+    assert clean_answer(raw).flag == "ok"

@@ -9,8 +9,11 @@ prompt back. :func:`clean_answer` applies these rules, in order:
 2. drop markdown emphasis (``**``, ``__``, backticks) and leading list markers
    (``1.``, ``2)``, ``-``, ``*``);
 3. drop lead-ins: "Answer:", "Item name:", "The user is (most likely) interested in (the
-   item named)", "The item I'm referring to is", "The user's item is:", "I (would)
-   guess/recommend/suggest", "Based on …, " and the like, then a list marker again;
+   item named)", "The item I'm referring to is", "The user's (favorite) item is (the item
+   named)", "The item name is", "The most recent item in the short term is", "The user
+   has identified the item as", "I (would) guess/recommend/suggest", "Based on …, ",
+   "the 1997 film", a "the" before a quoted name, and the like, then a list marker again
+   (after a lead-in also a lower-case "the movie");
 4. keep only the quoted part of an answer that starts with a quoted name
    (``"Heat" (1995) is an action movie``), then drop explanations: everything from
    " because ", " since ", " as it ", ", which is", "(because" on;
@@ -48,12 +51,25 @@ _LEAD_INS = [re.compile(p, re.IGNORECASE) for p in (
     rf"^(?:the\s+)?(?:item|product|movie|film|one)\s+(?:that\s+)?(?:{_SUBJECT}\s+(?:is|are|am|"
     r"was|would\s+be|might\s+be)?\s*(?:most\s+)?(?:interested\s+in|referring\s+to|"
     r"thinking\s+of|looking\s+for)\s+)?(?:is|would\s+be)\s*:?\s*",
-    r"^(?:the\s+)?(?:user|customer)'s\s+(?:item|choice|answer|guess|pick)\s+(?:is|would\s+be)"
-    r"\s*:?\s*",
+    # "The user's (favorite) item is", "The item name is"
+    r"^(?:the\s+)?(?:user|customer)'s\s+(?:(?:most\s+)?(?:favou?rite|preferred|likely|next|"
+    r"top|best)\s+)?(?:item|choice|answer|guess|pick|movie|product)\s+(?:is|would\s+be)\s*:?\s*",
+    r"^(?:the\s+)?(?:item|product|movie|film)(?:'s)?\s+(?:name|title)\s+(?:is|would\s+be)\s*:?\s*",
+    # "The most recent item (in the short term) is"
+    r"^the\s+most\s+recent\s+(?:item|product|movie|film)(?:\s+in\s+the\s+(?:short|long)"
+    r"[\s-]term)?\s+is\s*:?\s*",
+    # "The user has identified the item (named) X as", "The user has chosen"
+    r"^(?:the\s+)?(?:user|customer)\s+has\s+(?:identified|chosen|selected|picked)\s+"
+    r"(?:the\s+(?:item|product|movie|film)\s+(?:(?:named|called|titled)\s+)?(?:as\s+)?|as\s+)",
     r"^(?:the|an?)\s+(?:item|product|movie|film)\s+(?:named|called|titled)\s*:?\s*",
     r"^(?:the\s+)?(?:item|product|movie|film)\s+(?=[\"“])",  # the item "X"
+    # the 1997 film "X", the 1962 film-noir thriller "X", the "X"
+    r"^(?:the|an?)\s+(?:\d{4}\s+)?(?:film|movie)(?:-\w+)?(?:\s+\w+)?\s+(?=[\"“])",
+    r"^the\s+(?=[\"“])",
     r"^(?:\d{1,3}\s*[.)]|[-*•])\s+",  # a list marker after a lead-in
 )]
+# After a lead-in, lower case only ("... is the movie Heat"): a title may start "The Film".
+_LOWER_LEAD_INS = [re.compile(r"^(?:the|a|an)\s+(?:\d{4}\s+)?(?:movie|film)\s+")]
 _EXPLANATION = re.compile(r"\s*[,;]?\s+(?:because|since|as it|as they|as the user|which is|"
                           r"which are|due to)\s.*$|\s*\(because.*$", re.IGNORECASE)
 _LEADING_QUOTED = re.compile(r'^["“]([^"”]+)["”]')
@@ -88,6 +104,9 @@ def clean_answer(raw: str, hit_token_limit: bool = False) -> CleanAnswer:
         before = text
         for pattern in _LEAD_INS:
             text = pattern.sub("", text).lstrip()
+        if text != line:
+            for pattern in _LOWER_LEAD_INS:
+                text = pattern.sub("", text).lstrip()
         if text == before:
             break
     if quoted := _LEADING_QUOTED.match(text):  # "Name" (1993), plus an explanation
