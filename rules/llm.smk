@@ -4,7 +4,42 @@
 # params changed, another shard count) generates only prompts never answered before.
 
 
+import sys
+
+from llm4sbr_core.errors import Llm4sbrError
 from llm4sbr_core.llm.common import public_llm_block
+from llm4sbr_core.llm.plan import generation_plan, is_dry_run
+
+# torch threads of one generation job (its `threads:`, capped by --cores).
+LLM_THREADS = 2
+
+
+def llm_plan():
+    """What the LLM stage of this run will cost (llm4sbr_core/llm/plan.py): the views the
+    configured variants read, every dataset; empty when no variant reads LLM intents."""
+    views = sorted({view for name in TRAIN["variants"]
+                    for view in (parse_variant(name).views
+                                 if parse_variant(name).reads_llm_intents else ())})
+    try:
+        return generation_plan(config["llm"], config["cache_dir"], DATASETS, views,
+                               threads=LLM_THREADS)
+    except Llm4sbrError as exc:  # a plan informs; it never stops the workflow
+        return f"LLM stage: no cost estimate ({exc})"
+
+
+def print_llm_plan():
+    plan = llm_plan()
+    if plan:
+        print(plan, file=sys.stderr)
+
+
+# The plan is printed in a dry run (snakemake -n) and at the start of a real one.
+if is_dry_run(sys.argv):
+    print_llm_plan()
+
+
+onstart:
+    print_llm_plan()
 
 
 # One shard. Heavy: declare the GPU so the SLURM profile can place it (profiles/slurm
@@ -31,7 +66,7 @@ rule llm_generate_shard:
         view="|".join(config["prompts"]["qualifiers"]),
         shard=r"0|[1-9][0-9]*",
         shards=r"[1-9][0-9]*",
-    threads: 2
+    threads: LLM_THREADS
     resources:
         mem_mb=8000,
         runtime=720,
