@@ -105,7 +105,11 @@ def data_inputs(wildcards):
 
 
 # --- LLM generation (rules/prompts.smk, rules/llm.smk) -------------------------------
+import sys
+
+from llm4sbr_core.errors import Llm4sbrError
 from llm4sbr_core.llm.generate import llm_name
+from llm4sbr_core.llm.plan import generation_plan, is_dry_run
 
 LLM_NAME = llm_name(config["llm"])
 
@@ -114,6 +118,35 @@ def answer_shards(dataset, llm, view):
     n = config["llm"]["shards"]
     return [fill(layout.ANSWER_SHARD, dataset=dataset, llm=llm, view=view, shard=i, shards=n)
             for i in range(n)]
+
+
+# torch threads of one generation job (its `threads:`, capped by --cores).
+LLM_THREADS = 2
+
+
+def llm_plan():
+    """What the LLM stage of this run will cost (llm4sbr_core/llm/plan.py): the views the
+    configured variants read, every dataset; empty when no variant reads LLM intents."""
+    views = sorted({view for name in TRAIN["variants"]
+                    for view in (parse_variant(name).views
+                                 if parse_variant(name).reads_llm_intents else ())})
+    try:
+        return generation_plan(config["llm"], config["cache_dir"], DATASETS, views,
+                               threads=LLM_THREADS)
+    except Llm4sbrError as exc:  # a plan informs; it never stops the workflow
+        return f"LLM stage: no cost estimate ({exc})"
+
+
+def print_llm_plan():
+    plan = llm_plan()
+    if plan:
+        print(plan, file=sys.stderr)
+
+
+# The plan is printed in a dry run (snakemake -n); rules/llm.smk prints it at the start of
+# a real one.
+if is_dry_run(sys.argv):
+    print_llm_plan()
 
 
 def llm_targets():

@@ -4,40 +4,10 @@
 # params changed, another shard count) generates only prompts never answered before.
 
 
-import sys
-
-from llm4sbr_core.errors import Llm4sbrError
 from llm4sbr_core.llm.common import public_llm_block
-from llm4sbr_core.llm.plan import generation_plan, is_dry_run
-
-# torch threads of one generation job (its `threads:`, capped by --cores).
-LLM_THREADS = 2
 
 
-def llm_plan():
-    """What the LLM stage of this run will cost (llm4sbr_core/llm/plan.py): the views the
-    configured variants read, every dataset; empty when no variant reads LLM intents."""
-    views = sorted({view for name in TRAIN["variants"]
-                    for view in (parse_variant(name).views
-                                 if parse_variant(name).reads_llm_intents else ())})
-    try:
-        return generation_plan(config["llm"], config["cache_dir"], DATASETS, views,
-                               threads=LLM_THREADS)
-    except Llm4sbrError as exc:  # a plan informs; it never stops the workflow
-        return f"LLM stage: no cost estimate ({exc})"
-
-
-def print_llm_plan():
-    plan = llm_plan()
-    if plan:
-        print(plan, file=sys.stderr)
-
-
-# The plan is printed in a dry run (snakemake -n) and at the start of a real one.
-if is_dry_run(sys.argv):
-    print_llm_plan()
-
-
+# The LLM stage's cost plan (rules/common.smk) at the start of a run.
 onstart:
     print_llm_plan()
 
