@@ -93,3 +93,6 @@ def test_paper_config_plans_the_whole_grid(tmp_path):
         "download_beauty": 1, "download_ml_1m": 1, "build_dataset": 2,
         "llm_generate_shard": 2 * 3 * 16, "localize_intents": 2 * 9, "train_run": 2 * 6 * 13 * 3,
         "llmseqsim": 2, "report_fig7": 2, "report_table3": 2}
+    # the LLM stage's cost plan comes first: nothing built yet, so sizes are unknown
+    assert "LLM stage (" in done.stderr
+    assert re.search(r"beauty/\w+: size known once the data stage has run", done.stderr)
