@@ -260,3 +260,33 @@ use rule report_decomposition as report_decomposition_items with:
         "logs/{dataset}/report/decomposition_{backbone}-items.log",
     benchmark:
         layout.benchmark_file("report/decomposition_{backbone}-items")
+
+
+# A few test sessions explained by one LLM run (llm4sbr_core/recommend/page.py): each
+# view's answer, grounded items and gate, the top items next to the backbone alone. Asked
+# for by name (results/{dataset}/figures/explain.html); in the report when it is built:
+# `snakemake --report report.html -- report_all results/{dataset}/figures/explain.html`.
+rule report_explain:
+    input:
+        unpack(explain_inputs),
+    output:
+        html=report(
+            f"{REPORT_FIGURES}/explain.html",
+            caption="../report/explain.rst",
+            category="Figures",
+            subcategory="{dataset}",
+            labels={"figure": "Explained test sessions"},
+        ),
+    params:
+        run=lambda w: explain_run(w.dataset),
+        sessions=5,
+        k=10,
+        config={"prompts": config["prompts"], "localize": config["localize"],
+                "llm": public_llm_block(config["llm"])},
+    log:
+        "logs/{dataset}/report/explain.log",
+    localrule: True
+    conda:
+        "../envs/gpu.yaml"
+    script:
+        "../workflow_scripts/report_explain.py"

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "config": 3,
     "train": 4,
     "report": 5,
+    "recommend": 6, "cli": 6,
 }
 #: the two halves of layer 2, which must not import each other
 INTENT_STAGE = {"prompts", "llm", "text", "localize", "localize_stage"}
