@@ -51,6 +51,7 @@ def generator_settings(llm: Mapping[str, Any]) -> GeneratorSettings:
     return GeneratorSettings(backend=backend, model=llm["model"], decoding=decoding,
                              batch_size=llm["batch_size"], device=llm.get("device", "auto"),
                              dtype=llm.get("dtype", "auto"),
+                             prefix_reuse=llm.get("prefix_reuse", True),
                              options=dict(llm.get(backend, {}) or {}))
 
 

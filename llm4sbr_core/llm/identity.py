@@ -18,7 +18,7 @@ from typing import Any
 from ..embedded import resolve_model_path
 from ..errors import InvalidInputError
 from .common import public_url
-from .settings import GeneratorSettings
+from .settings import GeneratorSettings, concrete_dtype
 
 #: Weight files: hashed by size plus their first and last :data:`SAMPLE_BYTES`.
 WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".gguf", ".pt", ".pth"})
@@ -114,13 +114,23 @@ def model_slug(model: str) -> str:
 def model_identity(settings: GeneratorSettings) -> dict[str, Any]:
     """What answers depend on besides decoding, computed without loading the model: the
     backend, the configured model and a digest of local weights (a re-downloaded or
-    re-quantised model at the same path is a new model); for a server, its public URL."""
+    re-quantised model at the same path is a new model); for a server, its public URL.
+
+    The transformers backend also records the dtype it computes in, so that answers of
+    bfloat16 and float32 never share a store key: `llm.dtype: auto` is resolved first
+    (:func:`~.settings.concrete_dtype`: bfloat16 on CUDA and on CPUs with native bf16,
+    float32 elsewhere), so one config run on two machines keys each machine's answers by
+    what it computed. The device is not recorded: two devices at one dtype differ no more
+    than two batch compositions do.
+    """
     identity: dict[str, Any] = {"backend": settings.backend, "model": settings.model}
     if settings.backend == "openai":
         identity["base_url"] = public_url(str(settings.options.get("base_url", "")))
     else:
         path = resolve_model_path(settings.model)
         identity["weights"] = weights_digest(path) if isinstance(path, Path) else None
+        if settings.backend == "transformers":
+            identity["dtype"] = concrete_dtype(settings.dtype, settings.device)
     return identity
 
 
