@@ -10,16 +10,27 @@ error while less than :data:`NEARLY_FULL_BYTES` are free there — NumPy and tor
 always keep the errno) leaves no temporary file behind and raises :class:`DiskFullError`
 naming the file and the free space. :func:`path_problem` says why a path a config names
 cannot be used (a symbolic link loop, a folder where a file belongs, no permission).
+
+Fault injection (tests only; no effect unless set): the environment variable
+``LLM4SBR_PAUSE_BEFORE_COMMIT="<glob>[@<n>][:<seconds>]"`` makes the ``n``-th (default:
+first) group of this process with a destination matching the ``fnmatch`` glob stop once
+its temporary files are written and before any is renamed into place, log a WARNING
+naming the file, and sleep ``seconds`` (default :data:`PAUSE_S`) before going on. A test
+kills the job there, the worst moment for an artifact, or lets another job run meanwhile
+(tests/test_fault_injection.py, docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import errno
+import fnmatch
 import hashlib
 import json
+import logging
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +39,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import Llm4sbrError
+
+log = logging.getLogger(__name__)
+
+#: The fault-injection hook's variable, and how long a paused commit waits (seconds).
+PAUSE_ENV = "LLM4SBR_PAUSE_BEFORE_COMMIT"
+PAUSE_S = 300.0
+_pause_matches = 0  # commits of this process that matched the hook's glob so far
 
 #: A write error on a file system with less than this free is reported as a full disk.
 NEARLY_FULL_BYTES = 1 << 20
@@ -98,6 +116,8 @@ class AtomicFiles:
         pq.write_table(table, self.temp_path(destination), compression="zstd")
 
     def commit(self) -> None:
+        if PAUSE_ENV in os.environ:
+            _pause_if_asked([d for _, d in self._pending])
         for tmp, destination in self._pending:
             os.chmod(tmp, _FILE_MODE)
             os.replace(tmp, destination)
@@ -135,6 +155,28 @@ class AtomicFiles:
                 "No space left on device" in str(exc):
             return True, free
         return free is not None and free < NEARLY_FULL_BYTES, free
+
+
+def _pause_if_asked(destinations: list[Path]) -> None:
+    """The fault-injection hook (see the module's docstring)."""
+    global _pause_matches
+    value = os.environ.get(PAUSE_ENV, "")
+    seconds = PAUSE_S
+    head, colon, tail = value.rpartition(":")
+    if colon and tail.replace(".", "", 1).isdigit():
+        value, seconds = head, float(tail)
+    pattern, _, nth = value.partition("@")
+    hit = next((d for d in destinations if pattern and fnmatch.fnmatch(str(d), pattern)), None)
+    if hit is None:
+        return
+    _pause_matches += 1
+    if _pause_matches != (int(nth) if nth.isdigit() else 1):
+        return
+    log.warning("%s=%s: pausing %g s before committing %s (fault injection)", PAUSE_ENV,
+                os.environ[PAUSE_ENV], seconds, hit)
+    for handler in logging.getLogger().handlers + logging.getLogger("llm4sbr_core").handlers:
+        handler.flush()
+    time.sleep(seconds)
 
 
 def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:

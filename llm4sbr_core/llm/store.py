@@ -122,33 +122,43 @@ class AnswerStore:
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[Path]:
         """Hold the exclusive lock ``locks/<name>.lock`` of this store (one per shard):
-        a second writer of the same shard waits here, logging that it waits and for whom.
-
-        An ``fcntl.flock`` lock: the kernel drops it when its holder dies (``kill -9``
-        included), so a lock file never has to be cleaned up; lock files are kept. On a
-        file system without locks the work goes on unlocked, with a warning."""
-        folder = self.path / LOCKS
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{name}.lock"
-        with open(path, "a+", encoding="utf-8") as handle:
-            locked = _acquire(handle, path)
-            try:
-                if locked:
-                    handle.seek(0)
-                    handle.truncate()
-                    handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
-                                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-                    handle.flush()
-                yield path
-            finally:
-                if locked:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+        a second writer of the same shard waits here, logging that it waits and for whom
+        (:func:`store_lock`)."""
+        with store_lock(self.path, name) as path:
+            yield path
 
     def describe(self) -> dict[str, Any]:
         identity = self.path / "identity.json"
         return {"path": str(self.path), "chunks": len(self.chunk_files()),
                 "quarantined": len(list((self.path / QUARANTINE).glob("*"))),
                 "identity": json.loads(identity.read_text()) if identity.exists() else None}
+
+
+@contextlib.contextmanager
+def store_lock(store: Path, name: str) -> Iterator[Path]:
+    """Hold the exclusive lock ``<store>/locks/<name>.lock``: a second job that would
+    write the same entries of a content-keyed store (answers, embeddings) waits here,
+    logging that it waits and for whom, then reads the store again.
+
+    An ``fcntl.flock`` lock: the kernel drops it when its holder dies (``kill -9``
+    included), so a lock file never has to be cleaned up; lock files are kept. On a
+    file system without locks the work goes on unlocked, with a warning."""
+    folder = store / LOCKS
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.lock"
+    with open(path, "a+", encoding="utf-8") as handle:
+        locked = _acquire(handle, path)
+        try:
+            if locked:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                             f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+                handle.flush()
+            yield path
+        finally:
+            if locked:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _acquire(handle: Any, path: Path) -> bool:
@@ -167,9 +177,9 @@ def _acquire(handle: Any, path: Path) -> bool:
         return False
     handle.seek(0)
     holder = handle.read().strip() or "another job"
-    log.warning("%s: held by %s, which is writing the same answers (an earlier job still "
-                "running?); waiting for it, then generating only what it left unanswered",
-                path, holder)
+    log.warning("%s: held by %s, which is writing the same entries (another workflow on "
+                "this cache, or an earlier job still running?); waiting for it, then doing "
+                "only what it left undone", path, holder)
     started = time.monotonic()
     last_log = started
     while True:

@@ -31,7 +31,7 @@ from ..embedded import resolve_model_path
 from ..errors import ConfigError, InvalidInputError
 from ..io import AtomicFiles
 from ..llm.identity import model_slug, weights_digest
-from ..llm.store import QUARANTINE, quarantine
+from ..llm.store import QUARANTINE, quarantine, store_lock
 from ..logs import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,9 @@ class EmbeddingStore:
 
     A chunk that cannot be read (cut off, not an ``.npz``, arrays missing or of the wrong
     shape) is moved aside into ``quarantine/`` next to the chunks, logged at WARNING
-    with its path, and its texts are encoded again; nothing is deleted."""
+    with its path, and its texts are encoded again; nothing is deleted. Two jobs encoding
+    the same texts (two workflows on one cache) take turns on a lock named by the texts
+    (:func:`~llm4sbr_core.llm.store.store_lock`): the second finds them stored."""
 
     def __init__(self, root: str | Path, settings: EncoderSettings):
         self.path = Path(root) / "embeddings" / settings.key()
@@ -215,6 +217,15 @@ def encode_cached(texts: Sequence[str], settings: EncoderSettings, cache_dir: st
     store = EmbeddingStore(cache_dir, settings)
     hashes = [text_hash(t) if t else "" for t in texts]
     distinct = {h: t for h, t in zip(hashes, texts, strict=True) if h}
+    digest = hashlib.sha256("\n".join(sorted(distinct)).encode()).hexdigest()[:20]
+    with store_lock(store.path, f"texts-{digest}"):
+        return _encode_missing(texts, hashes, distinct, store, settings, threads, started)
+
+
+def _encode_missing(texts: Sequence[str], hashes: list[str], distinct: dict[str, str],
+                    store: EmbeddingStore, settings: EncoderSettings, threads: int | None,
+                    started: float) -> tuple[np.ndarray, dict[str, Any]]:
+    """:func:`encode_cached` once it holds the lock of its texts."""
     known = store.load(set(distinct))
     missing = [h for h in distinct if h not in known]
     stats: dict[str, Any] = {"texts": len(texts), "empty": hashes.count(""),

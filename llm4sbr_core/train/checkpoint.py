@@ -19,7 +19,13 @@ from ..io import AtomicFiles
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path`` atomically: a killed job leaves the previous file."""
+    """Write ``state`` to ``path`` atomically: a killed job leaves the previous file.
+
+    A job killed while writing also leaves its hidden temporary file (as large as the
+    checkpoint); one run folder has one writer at a time, so the next save removes it."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     with AtomicFiles() as files:
         torch.save(state, files.temp_path(path))
 
