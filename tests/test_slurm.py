@@ -36,7 +36,7 @@ def test_data_stage_through_slurm_is_identical_to_local(cluster, tmp_path):
     args = ("--config", f"raw_dir={shared_data()}", 'datasets=["ml-100k"]', "--", "data_all")
     configs = ("config.yaml", "configs/shared-data.yaml")
     snakemake(tmp_path / "local", *args, configs=configs)
-    done = snakemake(tmp_path / "slurm", "--profile", cluster, *args, configs=configs)
+    done = snakemake(tmp_path / "slurm", "--workflow-profile", cluster, *args, configs=configs)
     ids = slurm_job_ids(done.stdout + done.stderr)
     assert ids, "no SLURM job id in snakemake's output:\n" + done.stderr[-3000:]
     for name in DATA_FILES:
@@ -51,7 +51,7 @@ def test_failed_cluster_job_leaves_no_output_and_rerun_recovers(cluster, tmp_pat
     inter = raw / "ml-100k.inter"
     good = inter.read_bytes()
     inter.write_bytes(good.replace(b"\t", b";", 40))  # header and first lines broken
-    args = ("--profile", cluster, "--retries", "0", "--config", f"raw_dir={raw.parent}",
+    args = ("--workflow-profile", cluster, "--retries", "0", "--config", f"raw_dir={raw.parent}",
             'datasets=["ml-100k"]', "--", "data_all")
     done = snakemake(tmp_path / "run", *args, check=False)
     assert done.returncode != 0
