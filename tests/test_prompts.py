@@ -43,7 +43,7 @@ def test_prompt_lists_items_in_order_with_number_name_and_id():
     assert "in the short term" in prompt and "Output only the item name" in prompt
     normal = build_prompts(samples([[1, 2, 4]], [], []), ITEMS, default_settings(), "normal")
     assert "in the short term" not in normal["prompt"].iloc[0]
-    assert "interested in. Output only" in normal["prompt"].iloc[0]
+    assert "interests the user. Output only" in normal["prompt"].iloc[0]
 
 
 def test_one_row_per_sample_in_sample_id_order_across_splits():
@@ -130,7 +130,7 @@ def test_default_prompts_keep_their_own_wording():
                            "short")["prompt"].iloc[0]
     assert prompt == ("A user has interacted with the following items, in this order:\n"
                       "1. Heat (1995)_1\n"
-                      "Guess one item the user is interested in in the short term, judging "
+                      "Guess one item that interests the user in the short term, judging "
                       "by the most recent items. Output only the item name, without "
                       "explanation.")
     assert default_settings().qualifiers["long"] == (
