@@ -156,3 +156,81 @@ def test_unusable_path_stops_before_any_job(name, tmp_path, monkeypatch):
         validate_config(config)
     first = str(info.value).splitlines()[0]
     assert re.search(case["expect"], first), first
+
+
+# ---------------------------------------------------------------- the table in the docs
+
+DOCS = Path(__file__).parents[1] / "docs" / "reliability.md"
+TABLE_START = "<!-- corpus table: .venv/bin/python tests/test_bad_inputs.py -->"
+TABLE_END = "<!-- end of corpus table -->"
+
+
+def _outcome(name: str, case: dict, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What the user sees for one case: the error's first line, or what the run logs."""
+    raw_dir = prepared_raw_dir(case, tmp, monkeypatch)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("llm4sbr_core").addHandler(handler)
+    try:
+        run_case(name, case, raw_dir)
+    except errors.Llm4sbrError as exc:
+        text = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    else:
+        warned = [r.getMessage() for r in records]
+        text = "runs" + (f"; warns: {warned[0]}" if warned else "")
+    finally:
+        logging.getLogger("llm4sbr_core").removeHandler(handler)
+    for folder in (raw_dir, CORPUS):
+        text = text.replace(f"{folder}/", "")
+    return text
+
+
+def corpus_table() -> str:
+    """The Markdown table of docs/reliability.md: case → what the user sees."""
+    import tempfile
+
+    def cell(text: str) -> str:
+        return "`" + text.replace("|", "\\|").replace("`", "'") + "`"
+
+    rows = ["| case | input | what the user sees |", "|---|---|---|"]
+    for name in sorted(CASES):
+        with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+            rows.append(f"| {name} | {CASES[name]['what']} | "
+                        f"{cell(_outcome(name, CASES[name], Path(tmp), mp))} |")
+    for name in sorted(PATH_CASES):
+        case = PATH_CASES[name]
+        with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+            for relative, kind in case["prepare"].items():
+                make_path(Path(tmp) / relative, kind, mp)
+            config = {"datasets": ["good"], "raw_dir": str(CORPUS),
+                      "dataset_settings": {"good": copy.deepcopy(SPEC["defaults"])},
+                      "cache_dir": str(Path(tmp) / "cache"),
+                      **{k: str(Path(tmp) / v) for k, v in case["config"].items()}}
+            try:
+                validate_config(config)
+                text = "runs"
+            except errors.Llm4sbrError as exc:
+                text = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            text = text.replace(f"{tmp}/", "")
+        rows.append(f"| {name} | {case['what']} | {cell(text)} |")
+    return "\n".join(rows)
+
+
+def test_docs_table_is_current():
+    """docs/reliability.md shows what the corpus gives now (regenerate the table with
+    ``.venv/bin/python tests/test_bad_inputs.py``)."""
+    text = DOCS.read_text(encoding="utf-8")
+    shown = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
+    assert shown == corpus_table(), "run .venv/bin/python tests/test_bad_inputs.py"
+
+
+if __name__ == "__main__":
+    # Rewrites the corpus table of docs/reliability.md in place.
+    logging.disable(logging.NOTSET)
+    page = DOCS.read_text(encoding="utf-8")
+    head, rest = page.split(TABLE_START, 1)
+    tail = rest.split(TABLE_END, 1)[1]
+    DOCS.write_text(f"{head}{TABLE_START}\n{corpus_table()}\n{TABLE_END}{tail}",
+                    encoding="utf-8")
+    print(f"wrote {DOCS}")

@@ -11,6 +11,8 @@ Kills are placed with the fault-injection hook of :mod:`llm4sbr_core.io`
 (``LLM4SBR_PAUSE_BEFORE_COMMIT``): the job stops with an artifact written to its
 temporary file but not yet renamed into place, the worst moment, and the test sends
 ``SIGKILL`` to the whole process group of ``snakemake`` (Snakemake and every job).
+The two workflow tests are marked ``workflow``; the disk and server faults run in
+seconds without one.
 """
 
 from __future__ import annotations
@@ -41,8 +43,6 @@ from llm4sbr_core.llm.generate import generate_shard, shard_lock_name
 from llm4sbr_core.llm.settings import DecodingSettings, GeneratorSettings
 from llm4sbr_core.llm.store import AnswerStore
 from llm4sbr_core.train.outputs import without_timing
-
-pytestmark = pytest.mark.workflow
 
 TITLES = ["Toy Story (1995)", "Heat (1995)", "Casino (1995)", "Jumanji (1995)",
           "Sabrina (1995)", "GoldenEye (1995)", "Babe (1995)", "Se7en (1995)"]
@@ -269,6 +269,7 @@ def reference(tmp_path_factory):
         server.close()
 
 
+@pytest.mark.workflow
 def test_two_workflows_share_one_cache(reference):
     """Both finish; every prompt was asked once and stored once; nothing quarantined."""
     asked = reference["asked"]
@@ -283,6 +284,7 @@ def test_two_workflows_share_one_cache(reference):
     assert sum(s["generated"] for s in stats) == distinct
 
 
+@pytest.mark.workflow
 def test_kill_during_generation_encoding_and_training(reference, tmp_path):
     """SIGKILL of the whole process group (a) between two answer chunks, (b) while the
     answers' vectors are being stored, (c) after the first of three epochs; each time
