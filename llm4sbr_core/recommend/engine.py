@@ -48,7 +48,7 @@ from ..llm.generate import make_generator
 from ..llm.identity import model_identity
 from ..llm.store import AnswerStore
 from ..localize import localize_intents
-from ..localize_stage import empty_answers, localization_candidates
+from ..localize_stage import NO_TEXT_FLAGS, empty_answers, localization_candidates
 from ..models import get_backbone
 from ..models.build import build_model, build_training_graph
 from ..models.llm4sbr import LLM4SBR
@@ -156,6 +156,12 @@ class Explanation:
                           else "generated now")
                 lines.append(f"view {view.view}: answer {view.answer!r} [{view.flag}, "
                              f"{origin}]{gate}")
+            if view.flag in NO_TEXT_FLAGS:
+                # the localize stage's rule: no text, a zero intent; its top-r are
+                # placeholders (the first r candidates at similarity 0)
+                lines.append("    no answer text: the intent is a zero vector, nothing is "
+                             "grounded")
+                continue
             for g in view.grounded:
                 lines.append(f"    grounded [{g.item_id}] {g.title}  (cosine {g.score:.4f})")
         lines.append(f"top {self.k} ({self.variant}):")

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import layout
 from ..io import AtomicFiles
+from ..localize_stage import NO_TEXT_FLAGS
 from .engine import GATE_NAMES, Explanation, Recommender
 
 _STYLE = """
@@ -58,6 +59,8 @@ def explanation_html(e: Explanation, target: int | None = None,
         for v in e.views:
             grounded = "<br>".join(f"[{g.item_id}] {_e(g.title)} ({g.score:.3f})"
                                    for g in v.grounded) or '<span class="muted">–</span>'
+            if v.flag in NO_TEXT_FLAGS:  # a zero intent: its top-r are placeholders
+                grounded = '<span class="muted">no answer text: nothing grounded</span>'
             answer = (_e(v.answer) if v.source != "items"
                       else '<span class="muted">item texts (no LLM)</span>')
             gate = (f"{v.gate:.4f} <span class=\"muted\">{_e(GATE_NAMES.get(v.view, ''))}"
