@@ -1,92 +1,196 @@
-"""Throughput of LLM generation: batched vs one prompt at a time (the official way).
+"""Throughput of LLM generation: dtypes × shared-prefix reuse × batch sizes, side by side.
 
-    .venv/bin/python benchmarks/llm_throughput.py --data results/ml-100k/data \
-        --prompts 96 --batch-sizes 1 8 16 32 --threads 2
+    # a real shard of the quickstart, as a generation job answers it
+    .venv/bin/python benchmarks/llm_throughput.py \
+        --prompts-file results/ml-100k-quick/prompts/short.parquet --shard 0 --shards 4 \
+        --limit 64 --dtypes float32 bfloat16 --reuse off on --threads 2
+    # the same samples' short and long prompts answered together
+    .venv/bin/python benchmarks/llm_throughput.py \
+        --prompts-file results/ml-100k-quick/prompts/short.parquet \
+        results/ml-100k-quick/prompts/long.parquet --shard 0 --shards 4 --limit 64
+    # a seeded draw of prompts built from a dataset's data folder
+    .venv/bin/python benchmarks/llm_throughput.py --data results/ml-100k/data --prompts 96
 
-Builds the `short`-view prompts of a dataset with the default config, draws a seeded
-sample of them, and answers the same prompts with the `transformers` backend at each
-dtype and batch size (float32 at batch size 1 = one prompt at a time in full precision,
-the authors' way; bf16 is what `llm.dtype: auto` picks on CPUs with AMX). Each model is
-loaded once (from the dequantised cache) and warmed up on 4 other prompts. Reported per
-row: prompts/s, output tokens/s, the speed-up over the first row, and how many answers
-equal the first row's (greedy decoding; bf16 rounding and left padding flip near-ties).
+The prompts: with ``--prompts-file``, the distinct prompts of one shard of a workflow
+prompt file (``llm4sbr_core.llm.generate.shard_prompts``, the prompts one
+``llm_generate_shard`` job answers, in its order), the first ``--limit`` of them; with
+several files (the views of one dataset), the samples of the first file's shard and
+each sample's prompt in every file, next to each other. With ``--data``, the `--view`
+prompts of a dataset, a seeded draw of ``--prompts``.
+
+Every configuration answers the same prompts with the `transformers` backend and the
+config's decoding settings: one generator per dtype (loaded once from the dequantised
+cache, warmed up on 4 other prompts), each run with prefix reuse off and on and at each
+batch size. With ``--repeats`` > 1 the configurations take turns, so that a machine
+loaded by other work slows them alike; a row reports its median time. Per row:
+prompts/s, output tokens/s, the prompt tokens computed per prompt (fewer with reuse),
+the speed-up over the first row, and how many answers equal those of the first row and
+those of the same dtype and batch size without reuse (greedy decoding; bf16 rounding
+flips some near-ties). The load average before and after is printed: on a shared
+machine, compare rows by their ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import statistics
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
 
 from llm4sbr_core.config import load_config
-from llm4sbr_core.llm.generate import generator_settings
+from llm4sbr_core.llm.generate import generator_settings, shard_prompts
+from llm4sbr_core.llm.settings import cpu_bf16_flags
 from llm4sbr_core.llm.transformers_backend import TransformersGenerator
 from llm4sbr_core.prompts import PromptSettings, build_prompts
+
+WARMUP = 4
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (platform's answer elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def shard_texts(files: list[str], shard: int, shards: int, limit: int) -> list[str]:
+    """The first ``limit`` prompts of one shard (see the module's notes), plus WARMUP
+    prompts of the same files that are not among them, first."""
+    first = pd.read_parquet(files[0])
+    chosen = shard_prompts(first, shard, shards)
+    if len(files) == 1:
+        texts = chosen["prompt"].tolist()
+        per_sample = 1
+    else:
+        hashes = set(chosen["prompt_hash"])
+        samples = first[first["prompt_hash"].isin(hashes)].drop_duplicates("prompt_hash")
+        views = [pd.read_parquet(f).set_index("sample_id")["prompt"] for f in files]
+        texts = [v[s] for s in samples["sample_id"] for v in views]
+        texts = list(dict.fromkeys(texts))  # distinct, in order
+        per_sample = len(files)
+    others = shard_prompts(first, (shard + 1) % shards, shards)["prompt"].tolist()
+    if shards == 1:
+        others = texts[::-1]
+    limit -= limit % per_sample  # whole samples
+    return others[:WARMUP] + texts[:limit]
+
+
+def drawn_texts(data: str, config: dict, view: str, n: int, seed: int) -> list[str]:
+    samples = {s: pd.read_parquet(f"{data}/{s}.parquet") for s in ("train", "valid", "test")}
+    prompts = build_prompts(samples, pd.read_parquet(f"{data}/items.parquet"),
+                            PromptSettings.from_config(config["prompts"]), view)
+    drawn = prompts.drop_duplicates("prompt_hash").sample(n + WARMUP, random_state=seed)
+    return drawn["prompt"].tolist()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="a dataset's results/<d>/data folder")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompts-file", nargs="+",
+                        help="workflow prompt file(s): results/<d>/prompts/<view>.parquet")
+    source.add_argument("--data", help="a dataset's results/<d>/data folder")
+    parser.add_argument("--shard", type=int, default=0)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--limit", type=int, default=64, help="prompts of the shard")
+    parser.add_argument("--view", default="short", help="with --data")
+    parser.add_argument("--prompts", type=int, default=96, help="with --data")
+    parser.add_argument("--seed", type=int, default=0, help="with --data")
     parser.add_argument("--config", default="config.yaml")
-    parser.add_argument("--view", default="short")
-    parser.add_argument("--prompts", type=int, default=96)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 16, 32])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    parser.add_argument("--reuse", nargs="+", choices=["off", "on"], default=["off", "on"])
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-dir", default="cache")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     config = load_config(args.config)
-    samples = {s: pd.read_parquet(f"{args.data}/{s}.parquet") for s in ("train", "valid", "test")}
-    prompts = build_prompts(samples, pd.read_parquet(f"{args.data}/items.parquet"),
-                            PromptSettings.from_config(config["prompts"]), args.view)
-    drawn = prompts.drop_duplicates("prompt_hash").sample(args.prompts + 4,
-                                                          random_state=args.seed)
-    warmup, texts = drawn["prompt"].tolist()[:4], drawn["prompt"].tolist()[4:]
+    if args.prompts_file:
+        texts = shard_texts(args.prompts_file, args.shard, args.shards, args.limit)
+        source = {"prompt_files": args.prompts_file, "shard": f"{args.shard}/{args.shards}"}
+    else:
+        texts = drawn_texts(args.data, config, args.view, args.prompts, args.seed)
+        source = {"data": args.data, "view": args.view, "seed": args.seed}
+    warmup, texts = texts[:WARMUP], texts[WARMUP:]
     settings = generator_settings(config["llm"])
     settings.cache_dir = args.cache_dir
-    reference = None
-    rows = []
+    load_before = os.getloadavg()
+
+    generators = {}
     for dtype in args.dtypes:
         settings.dtype = dtype
         t0 = time.perf_counter()
-        generator = TransformersGenerator(settings, threads=args.threads)
-        load_s = time.perf_counter() - t0
-        generator.generate(warmup)
-        for size in args.batch_sizes:
+        generators[dtype] = TransformersGenerator(settings, threads=args.threads)
+        generators[dtype].generate(warmup)
+        print(f"{dtype}: loaded and warmed up in {time.perf_counter() - t0:.1f} s", flush=True)
+    configs = [(d, r, b) for d in args.dtypes for r in args.reuse for b in args.batch_sizes]
+    times: dict[tuple, list[float]] = {c: [] for c in configs}
+    outputs, computed = {}, {}
+    for repeat in range(args.repeats):
+        for dtype, reuse, size in configs:
+            generator = generators[dtype]
             generator.settings.batch_size = size
+            generator.prefix_reuse = reuse == "on"
+            generator.prompt_tokens = generator.computed_tokens = 0
             t0 = time.perf_counter()
             out = generator.generate(texts)
             seconds = time.perf_counter() - t0
-            answers = [o.text for o in out]
-            reference = reference or answers
-            rows.append({"dtype": dtype, "batch_size": size, "seconds": round(seconds, 2),
-                         "load_seconds": round(load_s, 1),
-                         "prompts_per_s": round(len(texts) / seconds, 3),
-                         "tokens_out_per_s": round(sum(o.tokens_out for o in out) / seconds, 1),
-                         "same_answer_as_first": sum(a == b for a, b in
-                                                     zip(answers, reference, strict=True))})
-    base = rows[0]["prompts_per_s"]
+            times[(dtype, reuse, size)].append(seconds)
+            outputs[(dtype, reuse, size)] = out
+            computed[(dtype, reuse, size)] = generator.computed_tokens
+            print(f"repeat {repeat + 1}: {dtype} reuse {reuse} batch {size}: "
+                  f"{len(texts) / seconds:.3f} prompts/s", flush=True)
+
+    first = outputs[configs[0]]
+    rows = []
+    for dtype, reuse, size in configs:
+        out = outputs[(dtype, reuse, size)]
+        seconds = statistics.median(times[(dtype, reuse, size)])
+        plain = outputs.get((dtype, "off", size))
+        rows.append({
+            "dtype": dtype, "prefix_reuse": reuse, "batch_size": size,
+            "seconds": round(seconds, 2), "all_seconds": [round(t, 2) for t in
+                                                           times[(dtype, reuse, size)]],
+            "prompts_per_s": round(len(texts) / seconds, 3),
+            "tokens_out_per_s": round(sum(o.tokens_out for o in out) / seconds, 1),
+            "tokens_out": sum(o.tokens_out for o in out),
+            "computed_prompt_tokens": computed[(dtype, reuse, size)],
+            "same_as_first": sum(a.text == b.text for a, b in zip(out, first, strict=True)),
+            "same_as_no_reuse": (sum(a.text == b.text for a, b in zip(out, plain, strict=True))
+                                 if plain is not None else None)})
     for row in rows:
-        row["speedup"] = round(row["prompts_per_s"] / base, 2)
-    mean_in = sum(len(ids) for ids in generator.tokenizer(
-        generator.chat_texts(texts), add_special_tokens=False)["input_ids"]) / len(texts)
-    print(json.dumps({"model": settings.model, "prompts": len(texts), "view": args.view,
-                      "mean_prompt_tokens": round(mean_in, 1),
-                      "threads": args.threads, "torch": torch.__version__,
-                      "cpu": platform.processor() or platform.machine(), "rows": rows},
-                     indent=2))
-    print("\n| dtype | batch size | prompts/s | output tokens/s | speed-up | same answers |")
-    print("|---|---:|---:|---:|---:|---:|")
+        row["speedup"] = round(row["prompts_per_s"] / rows[0]["prompts_per_s"], 2)
+    prompt_tokens = sum(o.tokens_in for o in first)
+    print(json.dumps({
+        "model": settings.model, "prompts": len(texts), **source,
+        "mean_prompt_tokens": round(prompt_tokens / len(texts), 1),
+        "mean_answer_tokens": round(rows[0]["tokens_out"] / len(texts), 1),
+        "threads": args.threads, "repeats": args.repeats, "cpu": cpu_model(),
+        "cpu_bf16_flags": sorted(cpu_bf16_flags()), "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "torch": torch.__version__, "rows": rows}, indent=2))
+    print("\n| dtype | prefix reuse | batch | prompts/s | output tokens/s | prompt tokens "
+          "computed | speed-up | same answers as row 1 | same as no reuse |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    n = len(texts)
     for r in rows:
-        print(f"| {r['dtype']} | {r['batch_size']} | {r['prompts_per_s']:.3f} | "
-              f"{r['tokens_out_per_s']:.1f} | "
-              f"{r['speedup']:.2f}× | {r['same_answer_as_first']}/{len(texts)} |")
+        same_plain = "—" if r["same_as_no_reuse"] is None or r["prefix_reuse"] == "off" \
+            else f"{r['same_as_no_reuse']}/{n}"
+        print(f"| {r['dtype']} | {r['prefix_reuse']} | {r['batch_size']} | "
+              f"{r['prompts_per_s']:.3f} | {r['tokens_out_per_s']:.1f} | "
+              f"{r['computed_prompt_tokens'] / prompt_tokens:.0%} | {r['speedup']:.2f}× | "
+              f"{r['same_as_first']}/{n} | {same_plain} |")
 
 
 if __name__ == "__main__":
