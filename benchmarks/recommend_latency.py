@@ -69,11 +69,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="an LLM4SBR run folder")
     parser.add_argument("--sessions", type=int, default=1000, help="sessions of --batch")
-    parser.add_argument("--new-sessions", type=int, default=16,
+    parser.add_argument("--new-sessions", type=int, default=4,
                         help="new (never answered) sessions of the LLM-bound batch")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--config", nargs="+", default=[],
+                        help="the workflow's config files (as llm4sbr recommend --config)")
     parser.add_argument("--seed", type=int, default=time.time_ns() % 2**31,
                         help="draws the new sessions (default: the clock, so that they "
                              "are new on every run)")
@@ -86,7 +88,7 @@ def main() -> None:
     from llm4sbr_core.recommend import Recommender
 
     started = time.perf_counter()
-    rec = Recommender.load(args.run, threads=args.threads)
+    rec = Recommender.load(args.run, config_files=args.config, threads=args.threads)
     load = time.perf_counter() - started
     print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{args.threads} threads; run {args.run} ({rec.catalog.n_items} items)\n")
@@ -126,6 +128,8 @@ def main() -> None:
         command = [sys.executable, "-m", "llm4sbr_core.cli", "recommend", "--run", args.run,
                    "--batch", str(batch), "--out", str(out), "--k", str(args.k),
                    "--threads", str(args.threads)]
+        if args.config:
+            command += ["--config", *args.config]
         t0 = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, cwd=os.getcwd(),
                               env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -472,7 +472,10 @@ class Recommender:
         r = int(self.settings.intents["r"])
         for view, (texts, flags, _raw, sources) in answers.items():
             started = time.perf_counter()
-            vectors, _ = encode_cached(texts, self.encoder, self.cache_dir, self.threads)
+            if any(texts):
+                vectors, _ = encode_cached(texts, self.encoder, self.cache_dir, self.threads)
+            else:  # no answer has text (all empty or echoes): nothing to encode
+                vectors = np.zeros((n, self.item_vectors.shape[1]), dtype=np.float32)
             # as the localize stage does: answers without text are zero vectors, so
             # their intent carries no information instead of a meaningless embedding
             empty = empty_answers(vectors, pd.DataFrame({"answer": texts, "flag": flags}))
