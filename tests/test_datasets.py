@@ -97,7 +97,7 @@ def test_ml100k_gives_6107_sessions(config):
 @integration
 def test_subsample_is_seeded_and_keeps_whole_sessions(config):
     tables, items, stats = build(config, "ml-100k-quick")
-    assert (stats["sessions"], stats["sessions_before_subsample"]) == (1200, 6107)
+    assert (stats["sessions"], stats["sessions_before_subsample"]) == (800, 6107)
     check_samples(tables, items, stats)
     again = build(config, "ml-100k-quick")[0]
     assert all(again[s].equals(tables[s]) for s in tables)
@@ -110,7 +110,7 @@ def test_subsample_is_seeded_and_keeps_whole_sessions(config):
     for split in tables.values():  # every sample is a whole session of the full dataset
         for x, t in zip(split["items"].to_pylist(), split["target"].to_pylist(), strict=True):
             assert tuple(raw_of[i] for i in x + [t]) in sessions
-    other = dict(dataset_settings(config, "ml-100k-quick"), subsample={"sessions": 1200,
+    other = dict(dataset_settings(config, "ml-100k-quick"), subsample={"sessions": 800,
                                                                        "seed": 1})
     assert not prepare_dataset(other, config["raw_dir"], "q")[0]["test"].equals(tables["test"])
     with pytest.raises(ConfigError, match="subsample.sessions.*7000 sessions asked for, but "

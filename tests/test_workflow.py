@@ -78,7 +78,8 @@ def test_missing_raw_files_are_downloaded(tmp_path):
     assert "download_ml_100k" in done.stderr
     assert (tmp_path / "raw/ml-100k/ml-100k.inter").exists()
     stats = json.loads((tmp_path / target).read_text())
-    assert (stats["sessions"], stats["sessions_before_subsample"]) == (1200, 6107)
+    assert (stats["sessions"], stats["sessions_before_subsample"]) == (800, 6107)
+    assert stats["test_samples"] == 200
 
 
 def test_paper_config_plans_the_whole_grid(tmp_path):
