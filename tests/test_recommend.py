@@ -35,6 +35,9 @@ from llm4sbr_core.train.intents import run_intents
 from llm4sbr_core.train.settings import RunSettings
 
 RUN = "results/tiny/runs/srgnn/{variant}/seed0"
+#: the tests on the tiny trained run run snakemake and the embedded models (as
+#: tests/test_llm_workflow.py); the item-resolution tests need neither
+WORKFLOW = pytest.mark.workflow
 INTENTS = f"results/tiny/intents/{LLM}/all-minilm-l6-v2/r5"
 
 
@@ -117,6 +120,7 @@ def _training_model(root, variant):
     return model.eval(), splits[2]
 
 
+@WORKFLOW
 def test_a_test_session_is_explained_as_training_computed_it(trained):
     root, _ = trained
     recommender = Recommender.load(root / RUN.format(variant="llm4sbr"), generate=False)
@@ -148,6 +152,7 @@ def test_a_test_session_is_explained_as_training_computed_it(trained):
         assert rank == int(ranks.set_index("sample_id").loc[sample_id, "rank"])
 
 
+@WORKFLOW
 def test_the_backbone_alone_list_is_the_base_runs_ranking(trained):
     root, _ = trained
     e = recommend(root / RUN.format(variant="llm4sbr"), list(_test_samples(root)["items"][0]),
@@ -165,6 +170,7 @@ def test_the_backbone_alone_list_is_the_base_runs_ranking(trained):
     assert set(e.timings) >= {"load", "llm", "encode", "localize", "score", "backbone"}
 
 
+@WORKFLOW
 def test_a_new_session_asks_the_llm_once_and_stores_the_answer(trained):
     root, _ = trained
     recommender = Recommender.load(root / RUN.format(variant="llm4sbr"), compare=False)
@@ -179,6 +185,7 @@ def test_a_new_session_asks_the_llm_once_and_stores_the_answer(trained):
         [r.item_id for r in first.recommendations]
 
 
+@WORKFLOW
 def test_cli_prints_text_json_and_batch_parquet(trained, capsys, tmp_path):
     root, _ = trained
     run = str(root / RUN.format(variant="llm4sbr"))
@@ -210,6 +217,7 @@ def test_cli_prints_text_json_and_batch_parquet(trained, capsys, tmp_path):
         set(table.columns)
 
 
+@WORKFLOW
 def test_batch_table_without_comparison(trained):
     root, _ = trained
     recommender = Recommender.load(root / RUN.format(variant="base"))
@@ -223,6 +231,7 @@ def _copy_of_results(root, tmp_path):
     return tmp_path / RUN.format(variant="llm4sbr")
 
 
+@WORKFLOW
 def test_another_item_table_is_an_error(trained, tmp_path):
     root, _ = trained
     run = _copy_of_results(root, tmp_path)
@@ -234,6 +243,7 @@ def test_another_item_table_is_an_error(trained, tmp_path):
         Recommender.load(run, cache_dir=root / "cache", compare=False)
 
 
+@WORKFLOW
 def test_another_encoder_is_an_error(trained, tmp_path):
     root, _ = trained
     run = _copy_of_results(root, tmp_path)
@@ -243,6 +253,7 @@ def test_another_encoder_is_an_error(trained, tmp_path):
         Recommender.load(run, cache_dir=root / "cache", compare=False)
 
 
+@WORKFLOW
 def test_another_prompt_template_is_an_error(trained):
     root, _ = trained
     with pytest.raises(Exception, match="another 'short' prompt"):
@@ -250,6 +261,7 @@ def test_another_prompt_template_is_an_error(trained):
                          config={"prompts": {"max_name_chars": 8}})
 
 
+@WORKFLOW
 def test_explain_page_renders_in_a_headless_browser(trained):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
