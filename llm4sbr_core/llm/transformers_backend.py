@@ -41,9 +41,6 @@ batched ``generate``: this module builds the shared prefixes itself.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +50,7 @@ import torch
 from ..embedded import resolve_model_path
 from ..errors import ConfigError
 from .base import Generation, Generator, GeneratorSettings
-from .identity import weights_digest
+from .dequantise import dequantised_folder
 from .settings import DTYPES, concrete_device, concrete_dtype, cpu_bf16_flags
 
 log = logging.getLogger(__name__)
@@ -107,36 +104,6 @@ class _StopAtLineBreak:
         done = self.newline[last] & (self.seen_text | self.text_before[last])
         self.seen_text |= self.has_text[last]
         return done
-
-
-def _dequantise(gguf: Path, destination: Path) -> None:
-    """Save a GGUF model as a float32 safetensors folder, atomically (folder rename)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    log.info("dequantising %s once into %s", gguf, destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    try:
-        AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name) \
-            .save_pretrained(partial)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
-                                                     dtype=torch.float32)
-        # The weights are plain float32 tensors after loading; only the GGUF marker
-        # stops save_pretrained, so drop it.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(partial)
-        os.chmod(partial, 0o755)
-        for file in partial.iterdir():  # save_pretrained may create 0600 files
-            os.chmod(file, 0o644)
-        try:
-            os.rename(partial, destination)
-        except OSError:  # another job got there first: use its copy
-            if not (destination / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
 
 
 @dataclass(eq=False)
@@ -279,10 +246,7 @@ class TransformersGenerator(Generator):
                               "(or give a Hugging Face model folder)")
         if cache_dir is None:
             return str(path.parent), {"gguf_file": path.name}
-        converted = Path(cache_dir) / "models" / weights_digest(path)
-        if not (converted / "config.json").exists():
-            _dequantise(path, converted)
-        return str(converted), {}
+        return str(dequantised_folder(path, cache_dir)), {}
 
     def chat_texts(self, prompts: list[str]) -> list[str]:
         return [self.tokenizer.apply_chat_template(self.messages(p), add_generation_prompt=True,
