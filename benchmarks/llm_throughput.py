@@ -35,10 +35,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -47,20 +45,10 @@ from llm4sbr_core.config import load_config
 from llm4sbr_core.llm.generate import generator_settings, shard_prompts
 from llm4sbr_core.llm.settings import cpu_bf16_flags
 from llm4sbr_core.llm.transformers_backend import TransformersGenerator
+from llm4sbr_core.machine import cpu_model
 from llm4sbr_core.prompts import PromptSettings, build_prompts
 
 WARMUP = 4
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (platform's answer elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def shard_texts(files: list[str], shard: int, shards: int, limit: int) -> list[str]:

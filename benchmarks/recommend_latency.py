@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,17 +37,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from llm4sbr_core.machine import cpu_model  # noqa: E402 (after the path set-up)
+
 STAGES = ("llm_load", "llm", "encode", "localize", "score", "backbone")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def stage_table(rows: list[tuple[str, dict[str, float]]]) -> str:
@@ -90,7 +81,7 @@ def main() -> None:
     started = time.perf_counter()
     rec = Recommender.load(args.run, config_files=args.config, threads=args.threads)
     load = time.perf_counter() - started
-    print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{args.threads} threads; run {args.run} ({rec.catalog.n_items} items)\n")
     print(f"load: {load:.2f} s (run files and checks, network, base run)\n")
 

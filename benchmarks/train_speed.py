@@ -35,6 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from llm4sbr_core.machine import cpu_model
 from llm4sbr_core.variants import parse_variant
 
 CHILD = r"""
@@ -162,21 +163,10 @@ def model_file_at(spec: str, root: Path, tmp: str) -> tuple[str, str]:
     return name, str(path)
 
 
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def measure(args: argparse.Namespace) -> None:
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    print(f"machine: {platform.machine()} {cpu_name()}, {os.cpu_count()} CPUs, torch threads "
+    print(f"machine: {platform.machine()} {cpu_model()}, {os.cpu_count()} CPUs, torch threads "
           f"{args.threads}, device {args.device}; data {args.data}, {args.batches} steps; "
           f"intents {args.intents_dir or '-'}")
     print("\n| backbone | variant | ms / step (batch 100) | CPU ms / step | × base "

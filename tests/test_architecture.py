@@ -16,7 +16,8 @@ REPO = PACKAGE.parent
 
 #: top-level module or sub-package → layer (docs/architecture.md)
 LAYERS: dict[str, int] = {
-    "errors": 0, "io": 0, "logs": 0, "layout": 0, "variants": 0, "metrics": 0, "embedded": 0,
+    "errors": 0, "io": 0, "logs": 0, "machine": 0, "layout": 0, "variants": 0, "metrics": 0,
+    "embedded": 0,
     "data": 1,
     "prompts": 2, "llm": 2, "text": 2, "localize": 2, "localize_stage": 2, "models": 2,
     "config": 3,

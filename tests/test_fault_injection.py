@@ -22,7 +22,6 @@ import gc
 import hashlib
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -33,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from test_llm_backends import FakeServer
+from tiny_dataset import TITLES, write_tiny_dataset
 
 from conftest import REPO
 from llm4sbr_core.errors import GenerationError, Llm4sbrError
@@ -44,8 +43,6 @@ from llm4sbr_core.llm.settings import DecodingSettings, GeneratorSettings
 from llm4sbr_core.llm.store import AnswerStore
 from llm4sbr_core.train.outputs import without_timing
 
-TITLES = ["Toy Story (1995)", "Heat (1995)", "Casino (1995)", "Jumanji (1995)",
-          "Sabrina (1995)", "GoldenEye (1995)", "Babe (1995)", "Se7en (1995)"]
 LLM = "served-model"
 ENCODER = "all-minilm-l6-v2"
 RUN = "results/tiny/runs/srgnn/normal/seed0"
@@ -81,37 +78,14 @@ def prompts_asked(server: FakeServer) -> list[str]:
 
 def write_workflow(root: Path, server_url: str, cache: Path) -> Path:
     """A tiny dataset and its config (the stand-in server as the LLM) under ``root``."""
-    raw = root / "raw" / "tiny"
-    raw.mkdir(parents=True)
-    rng = random.Random(0)
-    rows = ["user_id,item_id,position"]
-    for user in range(10):
-        for pos, item in enumerate(rng.sample(range(len(TITLES)), 3)):
-            rows.append(f"{user},m{item},{pos}")
-    (raw / "interactions.csv").write_text("\n".join(rows) + "\n")
-    items = ["item_id,title"] + [f'm{i},"{t}"' for i, t in enumerate(TITLES)]
-    (raw / "items.csv").write_text("\n".join(items) + "\n")
-    config = {
-        "raw_dir": str(root / "raw"), "datasets": ["tiny"], "cache_dir": str(cache),
-        "views": ["normal"],
-        "dataset_settings": {"tiny": {
-            "format": "csv", "source": None,
-            "files": {"interactions": "interactions.csv", "items": "items.csv"},
-            "columns": {"user": "user_id", "item": "item_id", "time": "position"},
-            "time_kind": "position", "sessionize": {"method": "user", "order": "key"},
-            "filter": {"min_session_length": 2, "min_item_count": 1},
-            "split": {"method": "ordered", "test_fraction": 0.2, "valid_fraction": 0.2},
-            "samples": {"train": "prefix", "valid": "last", "test": "last"}}},
-        "llm": {"backend": "openai", "model": "served-model", "shards": 1, "batch_size": 4,
-                "chunk_size": CHUNK, "max_new_tokens": 8,
-                "openai": {"base_url": server_url, "api_key_env": "LLM4SBR_TEST_NO_KEY",
-                           "concurrency": 1, "backoff_s": 0.01, "timeout_s": 10}},
-        "train": {"backbones": ["srgnn"], "variants": ["normal"], "seeds": [0], "epochs": 3,
-                  "dim": 16, "llmseqsim": [], "patience": 5, "batch_size": 8},
-    }
-    path = root / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_tiny_dataset(
+        root, cache_dir=cache, views=["normal"],
+        llm={"backend": "openai", "model": "served-model", "shards": 1, "batch_size": 4,
+             "chunk_size": CHUNK, "max_new_tokens": 8,
+             "openai": {"base_url": server_url, "api_key_env": "LLM4SBR_TEST_NO_KEY",
+                        "concurrency": 1, "backoff_s": 0.01, "timeout_s": 10}},
+        train={"backbones": ["srgnn"], "variants": ["normal"], "seeds": [0], "epochs": 3,
+               "dim": 16, "llmseqsim": [], "patience": 5, "batch_size": 8})
 
 
 def snakemake_cmd(config: Path, *args: str) -> list[str]:

@@ -5,48 +5,24 @@ reuse stored answers."""
 from __future__ import annotations
 
 import json
-import random
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from tiny_dataset import TITLES, write_tiny_dataset
 
 from conftest import snakemake
 
 pytestmark = [pytest.mark.workflow, pytest.mark.integration]
 
-TITLES = ["Toy Story (1995)", "Heat (1995)", "Casino (1995)", "Jumanji (1995)",
-          "Sabrina (1995)", "GoldenEye (1995)", "Babe (1995)", "Se7en (1995)"]
 LLM = "smollm2-135m-instruct"
 
 
 def write_dataset(root):
-    raw = root / "raw" / "tiny"
-    raw.mkdir(parents=True)
-    rng = random.Random(0)
-    rows = ["user_id,item_id,position"]
-    for user in range(10):
-        for pos, item in enumerate(rng.sample(range(len(TITLES)), 3)):
-            rows.append(f"{user},m{item},{pos}")
-    (raw / "interactions.csv").write_text("\n".join(rows) + "\n")
-    items = ["item_id,title"] + [f'm{i},"{t}"' for i, t in enumerate(TITLES)]
-    (raw / "items.csv").write_text("\n".join(items) + "\n")
-    config = {
-        "raw_dir": str(root / "raw"), "datasets": ["tiny"], "cache_dir": str(root / "cache"),
-        "dataset_settings": {"tiny": {
-            "format": "csv", "source": None,
-            "files": {"interactions": "interactions.csv", "items": "items.csv"},
-            "columns": {"user": "user_id", "item": "item_id", "time": "position"},
-            "time_kind": "position", "sessionize": {"method": "user", "order": "key"},
-            "filter": {"min_session_length": 2, "min_item_count": 1},
-            "split": {"method": "ordered", "test_fraction": 0.2, "valid_fraction": 0.2},
-            "samples": {"train": "prefix", "valid": "last", "test": "last"}}},
-        "llm": {"shards": 2, "batch_size": 8, "chunk_size": 4, "max_new_tokens": 16},
-    }
-    path = root / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    """The tiny dataset with the embedded LLM in 2 shards."""
+    return write_tiny_dataset(root, llm={"shards": 2, "batch_size": 8, "chunk_size": 4,
+                                         "max_new_tokens": 16})
 
 
 def override(root, **blocks):

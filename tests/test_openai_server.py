@@ -32,6 +32,7 @@ import pandas as pd
 import pytest
 import requests
 import yaml
+from tiny_dataset import write_tiny_dataset
 
 from conftest import snakemake
 from llm4sbr_core.llm.dequantise import dequantised_folder
@@ -42,9 +43,7 @@ SERVE_PACKAGES = ("fastapi", "uvicorn", "openai")
 REQUIRE = "LLM4SBR_REQUIRE_SERVER_TEST"
 #: How long the server may take to load the model and answer /v1/models (seconds).
 READY_TIMEOUT_S = 240.0
-TITLES = ["Toy Story (1995)", "Heat (1995)", "Casino (1995)", "Jumanji (1995)",
-          "Sabrina (1995)", "GoldenEye (1995)", "Babe (1995)", "Se7en (1995)"]
-#: user → clicked items (indices into TITLES): one session and one prompt each.
+#: user → clicked items (indices into tiny_dataset.TITLES): one session, one prompt each.
 SESSIONS = [[0, 1, 2], [3, 4, 5], [6, 7, 0], [1, 3, 5], [2, 4, 6], [7, 5, 3], [4, 0, 7],
             [5, 2], [6, 1, 3, 0], [2, 7]]
 VIEW = "short"
@@ -69,32 +68,11 @@ def serve_packages() -> None:
 
 
 def write_dataset(root: Path) -> Path:
-    """A six-session CSV dataset and a config that generates with the embedded model."""
-    raw = root / "raw" / "tiny"
-    raw.mkdir(parents=True)
-    rows = ["user_id,item_id,position"]
-    rows += [f"{user},m{item},{pos}" for user, items in enumerate(SESSIONS)
-             for pos, item in enumerate(items)]
-    (raw / "interactions.csv").write_text("\n".join(rows) + "\n")
-    items = ["item_id,title"] + [f'm{i},"{t}"' for i, t in enumerate(TITLES)]
-    (raw / "items.csv").write_text("\n".join(items) + "\n")
-    config = {
-        "raw_dir": str(root / "raw"), "datasets": ["tiny"], "cache_dir": str(root / "cache"),
-        "dataset_settings": {"tiny": {
-            "format": "csv", "source": None,
-            "files": {"interactions": "interactions.csv", "items": "items.csv"},
-            "columns": {"user": "user_id", "item": "item_id", "time": "position"},
-            "time_kind": "position", "sessionize": {"method": "user", "order": "key"},
-            "filter": {"min_session_length": 2, "min_item_count": 1},
-            "split": {"method": "ordered", "test_fraction": 0.2, "valid_fraction": 0.2},
-            "samples": {"train": "last", "valid": "last", "test": "last"}}},
-        "views": [VIEW],
-        "llm": {"shards": 1, "chunk_size": 64, "max_new_tokens": MAX_NEW_TOKENS,
-                "device": "cpu", "dtype": "float32"},
-    }
-    path = root / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    """The tiny dataset with :data:`SESSIONS` and the embedded model as its LLM."""
+    return write_tiny_dataset(
+        root, sessions=SESSIONS, train_samples="last", views=[VIEW],
+        llm={"shards": 1, "chunk_size": 64, "max_new_tokens": MAX_NEW_TOKENS,
+             "device": "cpu", "dtype": "float32"})
 
 
 def generate(root: Path, config: Path, name: str, llm: dict) -> pd.DataFrame:

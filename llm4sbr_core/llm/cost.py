@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..io import AtomicFiles
+from ..machine import cpu_model
 from .common import public_url
 from .settings import GeneratorSettings
 
@@ -35,17 +35,6 @@ LEDGER = "throughput.json"
 #: Characters per prompt token before anything was measured (English prose, BPE
 #: tokenizers): only used to give a token count, never a time.
 DEFAULT_CHARS_PER_TOKEN = 4.0
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def machine_id(settings: GeneratorSettings, threads: int | None = None) -> str:
