@@ -1,21 +1,20 @@
 """Throughput of LLM generation: dtypes × shared-prefix reuse × batch sizes, side by side.
 
-    # a real shard of the quickstart, as a generation job answers it
-    .venv/bin/python benchmarks/llm_throughput.py \
-        --prompts-file results/ml-100k-quick/prompts/short.parquet --shard 0 --shards 4 \
-        --limit 64 --dtypes float32 bfloat16 --reuse off on --threads 2
-    # the same samples' short and long prompts answered together
+    # a real shard of the quickstart, as a generation job answers it (both views)
     .venv/bin/python benchmarks/llm_throughput.py \
         --prompts-file results/ml-100k-quick/prompts/short.parquet \
-        results/ml-100k-quick/prompts/long.parquet --shard 0 --shards 4 --limit 64
+        results/ml-100k-quick/prompts/long.parquet --shard 0 --shards 4 \
+        --limit 64 --dtypes float32 bfloat16 --reuse off on --threads 2
+    # one view's prompts only
+    .venv/bin/python benchmarks/llm_throughput.py \
+        --prompts-file results/ml-100k-quick/prompts/short.parquet --shard 0 --shards 4
     # a seeded draw of prompts built from a dataset's data folder
     .venv/bin/python benchmarks/llm_throughput.py --data results/ml-100k/data --prompts 96
 
-The prompts: with ``--prompts-file``, the distinct prompts of one shard of a workflow
-prompt file (``llm4sbr_core.llm.generate.shard_prompts``, the prompts one
-``llm_generate_shard`` job answers, in its order), the first ``--limit`` of them; with
-several files (the views of one dataset), the samples of the first file's shard and
-each sample's prompt in every file, next to each other. With ``--data``, the `--view`
+The prompts: with ``--prompts-file``, the distinct prompts of one shard of workflow
+prompt files (``llm4sbr_core.llm.generate.shard_prompts``: with the files of several
+views, the prompts one ``llm_generate_shard`` job answers, in its order, a sample's views
+next to each other), the first ``--limit`` of them. With ``--data``, the `--view`
 prompts of a dataset, a seeded draw of ``--prompts``.
 
 Every configuration answers the same prompts with the `transformers` backend and the
@@ -42,7 +41,7 @@ import pandas as pd
 import torch
 
 from llm4sbr_core.config import load_config
-from llm4sbr_core.llm.generate import generator_settings, shard_prompts
+from llm4sbr_core.llm.generate import generator_settings, read_prompts, shard_prompts
 from llm4sbr_core.llm.settings import cpu_bf16_flags
 from llm4sbr_core.llm.transformers_backend import TransformersGenerator
 from llm4sbr_core.machine import cpu_model
@@ -54,22 +53,10 @@ WARMUP = 4
 def shard_texts(files: list[str], shard: int, shards: int, limit: int) -> list[str]:
     """The first ``limit`` prompts of one shard (see the module's notes), plus WARMUP
     prompts of the same files that are not among them, first."""
-    first = pd.read_parquet(files[0])
-    chosen = shard_prompts(first, shard, shards)
-    if len(files) == 1:
-        texts = chosen["prompt"].tolist()
-        per_sample = 1
-    else:
-        hashes = set(chosen["prompt_hash"])
-        samples = first[first["prompt_hash"].isin(hashes)].drop_duplicates("prompt_hash")
-        views = [pd.read_parquet(f).set_index("sample_id")["prompt"] for f in files]
-        texts = [v[s] for s in samples["sample_id"] for v in views]
-        texts = list(dict.fromkeys(texts))  # distinct, in order
-        per_sample = len(files)
-    others = shard_prompts(first, (shard + 1) % shards, shards)["prompt"].tolist()
-    if shards == 1:
-        others = texts[::-1]
-    limit -= limit % per_sample  # whole samples
+    prompts = read_prompts(files)
+    texts = shard_prompts(prompts, shard, shards)["prompt"].tolist()
+    others = (shard_prompts(prompts, (shard + 1) % shards, shards)["prompt"].tolist()
+              if shards > 1 else texts[::-1])
     return others[:WARMUP] + texts[:limit]
 
 

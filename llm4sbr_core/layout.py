@@ -7,7 +7,7 @@ partly filled with :func:`fill`); the report planner and the library fill them w
 
     results/{dataset}/data/{train,valid,test}.parquet, items.parquet, stats.{json,md}
     results/{dataset}/prompts/{view}.parquet
-    results/{dataset}/llm/{llm}/shards/{view}/{shard}-of-{shards}.parquet (+ .stats.json)
+    results/{dataset}/llm/{llm}/shards/{views}/{shard}-of-{shards}.parquet (+ .stats.json)
     results/{dataset}/llm/{llm}/{view}.parquet (+ .stats.json)
     results/{dataset}/text/{encoder}/items.npy (+ items.stats.json)
     results/{dataset}/text/{encoder}/{llm}/{view}.npy (+ .stats.json)
@@ -23,7 +23,10 @@ partly filled with :func:`fill`); the report planner and the library fill them w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from string import Formatter
+
+from .errors import InvalidInputError
 
 #: where the workflow writes everything, and the tracked archive of the run outputs that
 #: published numbers come from (the same layout below it)
@@ -45,9 +48,12 @@ DATA_FILES: tuple[str, ...] = (*TABLE_FILES, "stats.json", "stats.md")
 
 # --- intent inference
 PROMPTS_FILE = f"{DATASET_DIR}/prompts/{{view}}.parquet"
-ANSWER_SHARD = f"{DATASET_DIR}/llm/{{llm}}/shards/{{view}}/{{shard}}-of-{{shards}}.parquet"
-ANSWER_SHARD_STATS = (f"{DATASET_DIR}/llm/{{llm}}/shards/{{view}}/"
+#: one generation job's answers: {views} is the views answered together (VIEW_JOINER
+#: between names, sorted), so a sample's views share their prompt prefix in one job
+ANSWER_SHARD = f"{DATASET_DIR}/llm/{{llm}}/shards/{{views}}/{{shard}}-of-{{shards}}.parquet"
+ANSWER_SHARD_STATS = (f"{DATASET_DIR}/llm/{{llm}}/shards/{{views}}/"
                       "{shard}-of-{shards}.stats.json")
+VIEW_JOINER = "+"
 ANSWERS_FILE = f"{DATASET_DIR}/llm/{{llm}}/{{view}}.parquet"
 ANSWERS_STATS = f"{DATASET_DIR}/llm/{{llm}}/{{view}}.stats.json"
 ITEM_VECTORS = f"{DATASET_DIR}/text/{{encoder}}/items.npy"
@@ -81,6 +87,19 @@ TABLES_DIR = f"{DATASET_DIR}/tables"
 FIGURES_DIR = f"{DATASET_DIR}/figures"
 BENCHMARKS_DIR = f"{DATASET_DIR}/benchmarks"
 LOGS_DIR = "logs/{dataset}"
+
+
+def view_group(views: Iterable[str]) -> str:
+    """The ``{views}`` path component of views answered together: sorted, joined."""
+    names = sorted(set(views))
+    if not names or any(not v or VIEW_JOINER in v for v in names):
+        raise InvalidInputError(f"not a set of view names: {names}")
+    return VIEW_JOINER.join(names)
+
+
+def group_views(group: str) -> list[str]:
+    """The views named by a ``{views}`` path component (inverse of :func:`view_group`)."""
+    return group.split(VIEW_JOINER)
 
 
 def fill(pattern: str, **values: object) -> str:

@@ -107,8 +107,10 @@ def build_prompts(samples: Mapping[str, pd.DataFrame], items: pd.DataFrame,
                   settings: PromptSettings, view: str) -> pd.DataFrame:
     """Prompts of every sample of every split, in sample_id order.
 
-    Returns a frame with columns sample_id, split, prompt, prompt_hash (one row per
-    sample; row i is sample_id i because sample ids run across the splits).
+    Returns a frame with columns sample_id, split, session_id, prompt, prompt_hash (one
+    row per sample; row i is sample_id i because sample ids run across the splits). The
+    session lets generation answer the prompts of one session together, whose prefixes
+    are shared (:func:`~.llm.generate.shard_prompts`).
     """
     settings.qualifier(view)  # fail before any work on an unknown view
     names = item_names(items, settings.max_name_chars)
@@ -117,6 +119,7 @@ def build_prompts(samples: Mapping[str, pd.DataFrame], items: pd.DataFrame,
         df = samples[split]
         prompts = [render_prompt(clicks, names, settings, view) for clicks in df["items"]]
         frames.append(pd.DataFrame({"sample_id": df["sample_id"].to_numpy(), "split": split,
+                                    "session_id": df["session_id"].to_numpy(),
                                     "prompt": prompts}))
     out = pd.concat(frames, ignore_index=True).sort_values("sample_id", kind="stable")
     out = out.reset_index(drop=True)

@@ -9,7 +9,8 @@ A variant name is a kind; an LLM kind may be followed, in this order, by
   its clicks' unit-length text vectors), so a gain that survives it is not the LLM's; or
   ``-random``: CONTROL — each sample's intent is a random Gaussian direction with the
   norm of its real (localized) LLM intent, drawn per run seed: no information at all,
-  the same scale;
+  the same scale; or ``-items-random``: the same with the norms of the item-title
+  intents (no LLM answers needed: the random control of the ``-items`` chain);
 * ``-tau<number>``: the weight τ of the alignment + uniformity term, instead of train.tau;
 * ``-shuffled``: CONTROL — every sample reads the intents of another sample of the same
   split (a derangement: no sample keeps its own; drawn per run seed): the same vectors
@@ -30,6 +31,7 @@ A variant name is a kind; an LLM kind may be followed, in this order, by
     llm4sbr-r3-tau0.5        r = 3 and τ = 0.5
     llm4sbr-items            the full model on item-text "intents" (no LLM)
     llm4sbr-random           the full model on random intents of matched norms
+    llm4sbr-items-random     the same, norms matched to the item-text intents (no LLM)
     llm4sbr-shuffled         the full model on another session's LLM intents
 
 LLMSeqSim (Fig. 5's other peer) has no session model; it is not a training variant but a
@@ -61,7 +63,7 @@ KNN_METHODS: tuple[str, ...] = ("pop", "sknn", "vsknn", "stan", "vstan")
 LLMSEQSIM_AGGREGATIONS: tuple[str, ...] = ("mean", "linear", "last")
 KINDS: tuple[str, ...] = ("base", *WRAPPER_MODES, "textinit")
 #: The regular expression every variant name matches (also the Snakemake wildcard).
-_SUFFIXES = (r"(?:-(?P<source>items|random)|-r(?P<r>0|[1-9][0-9]*))?"
+_SUFFIXES = (r"(?:-(?P<source>items-random|items|random)|-r(?P<r>0|[1-9][0-9]*))?"
              r"(?:-tau(?P<tau>(?:0|[1-9][0-9]*)(?:\.[0-9]+)?))?(?:-(?P<shuffled>shuffled))?")
 VARIANT_PATTERN = (r"(?:base|textinit|(?:" + "|".join(WRAPPER_MODES) + r")"
                    + re.sub(r"\(\?P<\w+>", "(?:", _SUFFIXES) + ")")
@@ -78,8 +80,8 @@ class Variant:
     r: int | None = None
     tau: float | None = None
     #: where the intent vectors come from: "llm" (localized LLM answers), "items" (the
-    #: session's own item texts, a control) or "random" (random directions with the
-    #: norms of the LLM intents, a control)
+    #: session's own item texts, a control), "random" (random directions with the norms
+    #: of the LLM intents, a control) or "items-random" (... of the item-text intents)
     source: str = "llm"
     #: control: each sample reads another sample's intents (same split)
     shuffled: bool = False
@@ -97,7 +99,12 @@ class Variant:
     @property
     def uses_item_text(self) -> bool:
         """Whether the run reads the item text vectors (items.npy)."""
-        return self.kind == "textinit" or self.source == "items"
+        return self.kind == "textinit" or self.source in ("items", "items-random")
+
+    @property
+    def random_intents(self) -> bool:
+        """Whether the intents are random directions (``-random``, ``-items-random``)."""
+        return self.source in ("random", "items-random")
 
     @property
     def reads_llm_intents(self) -> bool:
@@ -112,8 +119,8 @@ def parse_variant(name: str) -> Variant:
     if match is None or match["kind"] not in KINDS:
         raise ConfigError("train.variants", f"unknown variant {name!r}; a variant is one of "
                           f"{list(KINDS)}, LLM variants optionally followed by -r<int>, "
-                          "-items or -random, then -tau<number>, then -shuffled (e.g. "
-                          "llm4sbr-r0, llm4sbr-tau1, llm4sbr-items-shuffled)")
+                          "-items, -random or -items-random, then -tau<number>, then "
+                          "-shuffled (e.g. llm4sbr-r0, llm4sbr-tau1, llm4sbr-items-shuffled)")
     kind = match["kind"]
     if kind not in WRAPPER_MODES and any(match[k] for k in ("r", "tau", "source", "shuffled")):
         raise ConfigError("train.variants", f"variant {name!r}: suffixes only apply to the "

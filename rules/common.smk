@@ -114,10 +114,28 @@ from llm4sbr_core.llm.plan import generation_plan, is_dry_run
 LLM_NAME = llm_name(config["llm"])
 
 
+# `{views}` of a generation job: view names joined by layout.VIEW_JOINER.
+_VIEW_NAME = "|".join(re.escape(v) for v in config["prompts"]["qualifiers"])
+VIEW_GROUP_PATTERN = rf"({_VIEW_NAME})({re.escape(layout.VIEW_JOINER)}({_VIEW_NAME}))*"
+
+
+def answered_with(view):
+    """The views whose prompts are answered in the same jobs as ``view``'s: the run's
+    views (a sample's views share their prompt prefix), or ``view`` alone outside them."""
+    return config["views"] if view in config["views"] else [view]
+
+
 def answer_shards(dataset, llm, view):
     n = config["llm"]["shards"]
-    return [fill(layout.ANSWER_SHARD, dataset=dataset, llm=llm, view=view, shard=i, shards=n)
-            for i in range(n)]
+    views = layout.view_group(answered_with(view))
+    return [fill(layout.ANSWER_SHARD, dataset=dataset, llm=llm, views=views, shard=i,
+                 shards=n) for i in range(n)]
+
+
+def shard_prompt_files(wildcards):
+    """The prompt files of the views one generation job answers."""
+    return [fill(layout.PROMPTS_FILE, dataset=wildcards.dataset, view=view)
+            for view in layout.group_views(wildcards.views)]
 
 
 # torch threads of one generation job (its `threads:`, capped by --cores).

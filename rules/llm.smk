@@ -1,7 +1,8 @@
-# LLM generation: prompts → answers, scattered over `llm.shards` jobs per view and gathered
-# into results/{dataset}/llm/{llm}/{view}.parquet. Every answer is also kept in the
-# content-keyed store under {cache_dir}/answers/, so a job Snakemake re-runs (code or
-# params changed, another shard count) generates only prompts never answered before.
+# LLM generation: prompts → answers, scattered over `llm.shards` jobs that answer the
+# run's views together (sharded by session: a sample's views share their prompt prefix) and
+# gathered per view into results/{dataset}/llm/{llm}/{view}.parquet. Every answer is also
+# kept in the content-keyed store under {cache_dir}/answers/, so a job Snakemake re-runs
+# (code or params changed, another shard count) generates only prompts never answered.
 
 
 from llm4sbr_core.llm.common import public_llm_block
@@ -19,8 +20,8 @@ onstart:
 # environment variable named by llm.openai.api_key_env inside the job only.
 rule llm_generate_shard:
     input:
-        layout.PROMPTS_FILE,
-        LLM_MODEL_INPUT,  # the snapshot of a hub-named model (rules/models.smk), or nothing
+        prompts=shard_prompt_files,
+        model=LLM_MODEL_INPUT,  # the snapshot of a hub-named model (rules/models.smk), or nothing
     output:
         answers=layout.ANSWER_SHARD,
         stats=layout.ANSWER_SHARD_STATS,
@@ -28,12 +29,12 @@ rule llm_generate_shard:
         llm=public_llm_block(config["llm"]),
         cache_dir=config["cache_dir"],
     log:
-        "logs/{dataset}/llm_generate_shard/{llm}/{view}.{shard}-of-{shards}.log",
+        "logs/{dataset}/llm_generate_shard/{llm}/{views}.{shard}-of-{shards}.log",
     benchmark:
-        layout.benchmark_file("llm_generate_shard/{llm}/{view}.{shard}-of-{shards}")
+        layout.benchmark_file("llm_generate_shard/{llm}/{views}.{shard}-of-{shards}")
     wildcard_constraints:
         llm=re.escape(LLM_NAME),
-        view="|".join(config["prompts"]["qualifiers"]),
+        views=VIEW_GROUP_PATTERN,
         shard=r"0|[1-9][0-9]*",
         shards=r"[1-9][0-9]*",
     threads: LLM_THREADS

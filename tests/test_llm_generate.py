@@ -81,6 +81,37 @@ def test_shards_partition_the_distinct_prompts(tmp_path, prompts_file):
     assert sum(map(len, parts)) == 37
 
 
+def test_a_sessions_views_and_prefixes_share_a_shard():
+    """Two views of prefix samples: every prompt of a session lands in one shard, each
+    distinct prompt in exactly one, and a shard's prompts run in text order."""
+    rows = []
+    for session in range(40):
+        for length in (1, 2, 3):  # the session's prefix samples
+            items = "\n".join(f"{session}-{k}" for k in range(length))
+            for view in ("short", "long"):
+                rows.append({"sample_id": 3 * session + length - 1, "session_id": session,
+                             "prompt": f"History:\n{items}\nGuess ({view})"})
+    rows.append({"sample_id": 999, "session_id": 7, "prompt": rows[0]["prompt"]})  # repeat
+    prompts = pd.DataFrame(rows)
+    prompts["prompt_hash"] = prompts["prompt"].map(prompt_hash)
+    parts = [shard_prompts(prompts, i, 3) for i in range(3)]
+    owner = {h: i for i, part in enumerate(parts) for h in part["prompt_hash"]}
+    assert sum(map(len, parts)) == len(owner) == prompts["prompt_hash"].nunique() == 240
+    alone = prompts[prompts["sample_id"] != 999]
+    assert alone.groupby("session_id")["prompt_hash"].agg(
+        lambda h: len({owner[x] for x in h})).drop(0).eq(1).all()
+    # a prompt asked in two sessions: answered once, in the smaller of their shards
+    shared = rows[0]["prompt"]
+    assert owner[prompt_hash(shared)] == min(owner[prompt_hash(rows[k]["prompt"])]
+                                             for k in (1, 7 * 6))
+    assert all(part["prompt"].is_monotonic_increasing for part in parts)
+    assert min(map(len, parts)) > 0
+    # the same shards whatever the row order
+    shuffled = prompts.sample(frac=1, random_state=1)
+    assert all(set(shard_prompts(shuffled, i, 3)["prompt_hash"]) == set(parts[i]["prompt_hash"])
+               for i in range(3))
+
+
 def test_generate_then_gather(tmp_path, prompts_file, model_file):
     settings = generator_settings(llm_block(model=str(model_file)))
     calls: list = []

@@ -48,17 +48,35 @@ def test_generation_runs_sharded_and_reruns_reuse_answers(tmp_path):
             (answers["flag"] == "truncated").any()
         stats = json.loads((tmp_path / f"results/tiny/llm/{LLM}/{view}.stats.json").read_text())
         assert stats["samples"] == samples and sum(stats["flags"].values()) == samples
-        for shard in range(2):
-            shard_stats = json.loads((tmp_path / f"results/tiny/llm/{LLM}/shards/{view}/"
-                                      f"{shard}-of-2.stats.json").read_text())
-            assert shard_stats["reused"] == 0
-            generated += shard_stats["generated"]
-            assert shard_stats["tokens_out"] > 0 or shard_stats["generated"] == 0
+    # The two views are answered together: 2 jobs in all, each with both views of its
+    # sessions, their shared prompt prefixes computed once.
+    computed = 0
+    for shard in range(2):
+        shard_stats = json.loads((tmp_path / f"results/tiny/llm/{LLM}/shards/long+short/"
+                                  f"{shard}-of-2.stats.json").read_text())
+        assert shard_stats["reused"] == 0
+        generated += shard_stats["generated"]
+        computed += shard_stats["prompt_tokens_computed"]
+        assert shard_stats["tokens_out"] > 0 or shard_stats["generated"] == 0
         assert (tmp_path / f"results/tiny/benchmarks/llm_generate_shard/{LLM}/"
-                f"{view}.0-of-2.tsv").exists()
-    distinct = sum(pd.read_parquet(tmp_path / f"results/tiny/prompts/{v}.parquet")
-                   ["prompt_hash"].nunique() for v in ("short", "long"))
-    assert generated == distinct
+                f"long+short.{shard}-of-2.tsv").exists()
+    prompts = {v: pd.read_parquet(tmp_path / f"results/tiny/prompts/{v}.parquet")
+               for v in ("short", "long")}
+    assert generated == sum(p["prompt_hash"].nunique() for p in prompts.values())
+    assert not (tmp_path / f"results/tiny/llm/{LLM}/shards/short").exists()
+    # each session's prompts in one job, whatever the view
+    owner = {}
+    for shard in range(2):
+        answered = pd.read_parquet(tmp_path / f"results/tiny/llm/{LLM}/shards/long+short/"
+                                   f"{shard}-of-2.parquet")
+        owner.update(dict.fromkeys(answered["prompt_hash"], shard))
+    both = pd.concat(prompts.values())
+    assert both.groupby("session_id")["prompt_hash"].agg(
+        lambda h: len({owner[x] for x in h})).eq(1).all()
+    tokens_in = sum(int(pd.read_parquet(tmp_path / f"results/tiny/llm/{LLM}/{v}.parquet")
+                        .drop_duplicates("prompt_hash")["tokens_in"].sum())
+                    for v in ("short", "long"))
+    assert computed < 0.75 * tokens_in  # the views' common item lists once
     # the GGUF was dequantised once into the cache; answers are in the store
     assert len(list((tmp_path / "cache/models").iterdir())) == 1
     first = pd.read_parquet(tmp_path / f"results/tiny/llm/{LLM}/short.parquet")
@@ -83,7 +101,7 @@ def test_generation_runs_sharded_and_reruns_reuse_answers(tmp_path):
     snakemake(tmp_path, "--", "llm_all",
               configs=("config.yaml", str(config), override(tmp_path, llm={"shards": 3})))
     for shard in range(3):
-        stats = json.loads((tmp_path / f"results/tiny/llm/{LLM}/shards/short/"
+        stats = json.loads((tmp_path / f"results/tiny/llm/{LLM}/shards/long+short/"
                             f"{shard}-of-3.stats.json").read_text())
         assert stats["generated"] == 0 and stats["reused"] == stats["prompts"]
     again = pd.read_parquet(tmp_path / f"results/tiny/llm/{LLM}/short.parquet")

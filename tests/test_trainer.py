@@ -19,7 +19,12 @@ from llm4sbr_core.metrics import metrics_from_ranks
 from llm4sbr_core.models import BACKBONE_PATHS, Backbone, Encoded, get_backbone
 from llm4sbr_core.models.build import build_model
 from llm4sbr_core.train.checkpoint import load_checkpoint
-from llm4sbr_core.train.intents import derangement, random_intents, shuffled_within_splits
+from llm4sbr_core.train.intents import (
+    derangement,
+    random_intents,
+    run_intents,
+    shuffled_within_splits,
+)
 from llm4sbr_core.train.outputs import TIMING_KEYS, RunOutputs, without_timing
 from llm4sbr_core.train.run import (
     RunInputs,
@@ -658,6 +663,20 @@ def test_controls_train_and_record_their_source(data, intent_files, tmp_path):
                   item_vectors=tmp_path / "items.npy")
     assert items["config"]["intents"] == {"encoder": "toy", "source": "items", "shuffled": True,
                                           "views": ["short", "long"]}
+    # random directions with the item-title intents' norms, drawn per run seed
+    splits = [load_samples(data / f"{s}.parquet") for s in ("train", "valid", "test")]
+    titles = run_intents(parse_variant("llm4sbr-items"), splits, None, vectors)
+    drawn = run_intents(parse_variant("llm4sbr-items-random"), splits, None, vectors, seed=1)
+    for view in ("short", "long"):
+        np.testing.assert_allclose(np.linalg.norm(drawn[view], axis=1),
+                                   np.linalg.norm(titles[view], axis=1), rtol=1e-5)
+        assert not np.allclose(drawn[view], titles[view])
+    again = run_intents(parse_variant("llm4sbr-items-random"), splits, None, vectors, seed=2)
+    assert not np.array_equal(again["short"], drawn["short"])
+    randoms = train(data, tmp_path / "items-random",
+                    run=llm_settings("llm4sbr-items-random", epochs=1),
+                    item_vectors=tmp_path / "items.npy")
+    assert randoms["config"]["intents"]["source"] == "items-random"
     with pytest.raises(ValueError, match="builds its intents from the item text vectors"):
         train(data, tmp_path / "bad", run=llm_settings("llm4sbr-items", epochs=1),
               intents={v: intent_files[v] for v in ("short", "long")},

@@ -22,11 +22,12 @@ VALID = ["base", "textinit", "llm4sbr", "wo_au", "wo_long", "wo_short", "normal"
          "llm4sbr-r0", "llm4sbr-r12", "wo_long-tau1", "llm4sbr-tau0.05", "llm4sbr-r3-tau0.5",
          "llm4sbr-items", "wo_short-items-tau1", "llm4sbr-shuffled", "llm4sbr-r1-tau2-shuffled",
          "normal-items-shuffled", "wo_u", "wo_a", "llm4sbr-random", "wo_au-random-shuffled",
-         "wo_u-tau0.5", "llm4sbr-random-tau1"]
+         "wo_u-tau0.5", "llm4sbr-random-tau1", "llm4sbr-items-random",
+         "wo_au-items-random-shuffled"]
 INVALID = ["", "llm4sbr2", "base-r1", "textinit-tau1", "llm4sbr-r01", "llm4sbr-tau",
            "llm4sbr-tau0.5-r3", "llm4sbr-r-1", "LLM4SBR", "llm4sbr-tau.5", "llm4sbr-r3 ",
            "llm4sbr-items-r3", "llm4sbr-r3-items", "llm4sbr-shuffled-tau1", "base-shuffled",
-           "textinit-items", "llm4sbr-item", "llm4sbr-items-random", "llm4sbr-r3-random",
+           "textinit-items", "llm4sbr-item", "llm4sbr-random-items", "llm4sbr-r3-random",
            "llm4sbr-random-r3", "base-random", "wo_ua"]
 
 
@@ -56,6 +57,10 @@ def test_parsed_fields():
     random = parse_variant("llm4sbr-random")  # reads the LLM intents for their norms
     assert (random.source, random.reads_llm_intents, random.uses_item_text) == (
         "random", True, False)
+    assert random.random_intents and not parse_variant("llm4sbr-items").random_intents
+    items_random = parse_variant("llm4sbr-items-random")  # no LLM: the item intents' norms
+    assert (items_random.source, items_random.reads_llm_intents, items_random.uses_item_text,
+            items_random.random_intents) == ("items-random", False, True, True)
     assert parse_variant("wo_u").mode == "wo_u" and parse_variant("wo_a").views == (
         "short", "long")
 

@@ -1,6 +1,7 @@
-"""Scatter-gather generation: one shard of a view's prompts per job, then one table.
+"""Scatter-gather generation: one shard of the views' prompts per job, then one table
+per view.
 
-* :func:`generate_shard` answers the distinct prompts that hash into one shard. Answers
+* :func:`generate_shard` answers the distinct prompts that fall into one shard. Answers
   already in the :class:`~.store.AnswerStore` are reused; the rest are generated in
   chunks, and every chunk is flushed to the store before the next starts, so a killed
   job redoes at most one chunk. The model is not even loaded when nothing is missing.
@@ -9,8 +10,14 @@
 * :func:`gather_answers` joins the shards back onto the samples, cleans every answer
   (:mod:`.clean`) and counts the flags.
 
-Shards are assigned by prompt hash, not by position, so adding samples or changing the
-shard count never moves an answered prompt into "unanswered".
+A job answers the views of a run together, and shards by SESSION, not by prompt: the
+views of a sample share their prompt up to the view's qualifier, and the prefix samples
+of one session share their leading items, so answering them in one job lets the
+transformers backend compute each shared prefix once (about half the prompt tokens of
+two views). Within a job the prompts run in text order, so prompts with a common
+beginning meet in one generation call. Shards depend on content (a hash of the session),
+not on positions, and answers are stored by prompt hash, so new samples or another shard
+count never make an answered prompt unanswered.
 """
 
 from __future__ import annotations
@@ -75,29 +82,58 @@ def make_generator(settings: GeneratorSettings, threads: int | None = None) -> G
     raise ConfigError("llm.backend", f"unknown backend {settings.backend!r}")
 
 
-def shard_of(prompt_hash: str, shards: int) -> int:
-    """The shard a prompt belongs to: stable under new samples and reordering."""
-    return int(prompt_hash[:8], 16) % shards
+def shard_of(group: str, shards: int) -> int:
+    """The shard of a group of prompts (a session): stable under new samples and
+    reordering."""
+    return int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) % shards
+
+
+def _prompt_groups(prompts: pd.DataFrame) -> pd.Series:
+    """Each row's group: its session (prompt files before sessions were recorded: its
+    sample; bare prompt tables: the prompt itself)."""
+    for column in ("session_id", "sample_id"):
+        if column in prompts.columns:
+            return column + ":" + prompts[column].astype(str)
+    return "prompt:" + prompts["prompt_hash"].astype(str)
 
 
 def shard_prompts(prompts: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
-    """The distinct prompts (prompt_hash, prompt) of one shard, in first-seen order."""
+    """The distinct prompts (prompt_hash, prompt) of one shard, in text order.
+
+    ``prompts`` may hold several views. A prompt goes to the shard of its session, so a
+    session's views and prefix samples share a job; a prompt asked in several sessions
+    goes to the smallest of their shards. Text order puts prompts with a common beginning
+    side by side, so they meet in one generation call (``chunk_size``)."""
     if not 0 <= shard < shards:
         raise InvalidInputError(f"shard {shard} is not in 0..{shards - 1}")
-    distinct = prompts.drop_duplicates("prompt_hash")[["prompt_hash", "prompt"]]
-    mask = [shard_of(h, shards) == shard for h in distinct["prompt_hash"]]
-    return distinct[mask].reset_index(drop=True)
+    rows = pd.DataFrame({"prompt_hash": prompts["prompt_hash"].to_numpy(),
+                         "prompt": prompts["prompt"].to_numpy(),
+                         "shard": [shard_of(g, shards) for g in _prompt_groups(prompts)]})
+    owner = rows.groupby("prompt_hash", sort=False)["shard"].min()
+    distinct = rows.drop_duplicates("prompt_hash")
+    mine = distinct[distinct["prompt_hash"].map(owner).to_numpy() == shard]
+    return (mine[["prompt_hash", "prompt"]].sort_values("prompt", kind="stable")
+            .reset_index(drop=True))
 
 
-def generate_shard(prompts_path: str | Path, shard: int, shards: int,
+def read_prompts(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
+    """The prompt files of the views answered together, as one table."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise InvalidInputError("no prompt file to answer")
+    return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+
+
+def generate_shard(prompts_path: str | Path | Sequence[str | Path], shard: int, shards: int,
                    settings: GeneratorSettings, cache_dir: str | Path,
                    answers_path: str | Path, stats_path: str | Path, chunk_size: int = 256,
                    threads: int | None = None,
                    load_generator: Callable[..., Generator] = make_generator) -> dict[str, Any]:
-    """Answer one shard of a prompt file; write its answers and stats atomically."""
+    """Answer one shard of the prompt files of the views answered together (one path or
+    several); write its answers and stats atomically."""
     started = time.perf_counter()
     settings = dataclasses.replace(settings, cache_dir=str(cache_dir))
-    todo_prompts = shard_prompts(pd.read_parquet(prompts_path), shard, shards)
+    todo_prompts = shard_prompts(read_prompts(prompts_path), shard, shards)
     identity = model_identity(settings)
     store = AnswerStore(cache_dir, store_key(settings), {"model": identity,
                                                          "decoding": settings.decoding.key()})
@@ -107,7 +143,8 @@ def generate_shard(prompts_path: str | Path, shard: int, shards: int,
         known = store.answered(todo_prompts["prompt_hash"])
         missing = todo_prompts[~todo_prompts["prompt_hash"].isin(known)]
         log.info("shard %d/%d of %s: %d distinct prompts, %d already answered in %s, %d to "
-                 "generate", shard + 1, shards, prompts_path, len(todo_prompts), len(known),
+                 "generate", shard + 1, shards, _names(prompts_path), len(todo_prompts),
+                 len(known),
                  store.path, len(missing))
         generated = {"prompts": 0, "tokens_in": 0, "tokens_out": 0, "seconds": 0.0}
         machine = machine_id(settings, threads)
@@ -119,6 +156,10 @@ def generate_shard(prompts_path: str | Path, shard: int, shards: int,
             try:
                 _generate_missing(generator, missing, store, chunk_size, generated)
             finally:
+                # Local backends count the prompt tokens they computed (shared prefixes
+                # once): the measure of what answering views together saves.
+                generated["prompt_tokens_computed"] = getattr(generator, "computed_tokens",
+                                                              None)
                 generator.close()
                 _record_throughput(store, machine, missing, generated)
         answers = store.load(todo_prompts["prompt_hash"])
@@ -133,6 +174,7 @@ def generate_shard(prompts_path: str | Path, shard: int, shards: int,
     stats = {"shard": shard, "shards": shards, "prompts": len(todo_prompts),
              "reused": len(known), "generated": generated["prompts"], "invalid": invalid,
              "tokens_in": generated["tokens_in"], "tokens_out": generated["tokens_out"],
+             "prompt_tokens_computed": generated.get("prompt_tokens_computed"),
              "generation_seconds": round(generated["seconds"], 3),
              "prompts_per_second": _rate(generated["prompts"], generated["seconds"]),
              "tokens_out_per_second": _rate(generated["tokens_out"], generated["seconds"]),
@@ -164,6 +206,10 @@ def shard_lock_name(prompt_hashes: Iterable[str]) -> str:
     shard meet on it whatever their working directory, and other shards never do."""
     digest = hashlib.sha256("\n".join(sorted(set(prompt_hashes))).encode()).hexdigest()
     return f"shard-{digest[:20]}"
+
+
+def _names(paths: str | Path | Sequence[str | Path]) -> str:
+    return str(paths) if isinstance(paths, (str, Path)) else ", ".join(map(str, paths))
 
 
 def _rate(n: float, seconds: float) -> float | None:

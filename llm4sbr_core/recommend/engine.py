@@ -280,7 +280,7 @@ class Recommender:
             torch.set_num_threads(threads)
         files = RunFiles.find(run_dir)
         variant = files.settings.variant
-        if variant.source == "random" or variant.shuffled:
+        if variant.random_intents or variant.shuffled:
             raise InvalidInputError(
                 f"variant {variant.name!r} is a control whose intents come from other "
                 "samples (shuffled) or from random draws: a new session has none, so it "

@@ -8,7 +8,7 @@ From them and the layout, the rest is found next to it:
     the dataset          results/{dataset}/data/{train,valid,test,items}.parquet
     the encoder          results/{dataset}/text/{encoder}/items.npy + items.stats.json
                          (the stats record the encoder settings the vectors were made with)
-    the LLM              results/{dataset}/llm/{llm}/shards/{view}/*.stats.json (the model
+    the LLM              results/{dataset}/llm/{llm}/shards/{views}/*.stats.json (the model
                          identity, weights digest included, the decoding settings and the
                          answer store the shards used)
     the prompts          results/{dataset}/prompts/{view}.parquet (checked against the
@@ -248,13 +248,17 @@ class RunFiles:
         from the newest shard stats of its views; the views must agree."""
         record = self.settings.intents or {}
         seen: dict[str, tuple[str, Path]] = {}
+        shards = self.path(layout.ANSWER_SHARD_STATS, llm=record["llm"], views="x",
+                           shard="x", shards="x").parent.parent
         for view in self.settings.variant.views:
-            folder = self.path(layout.ANSWER_SHARD_STATS, llm=record["llm"], view=view,
-                               shard="x", shards="x").parent
-            stats = sorted(folder.glob("*.stats.json"), key=lambda p: p.stat().st_mtime)
+            # the jobs that answered `view`: those of every view group naming it
+            stats = sorted((p for folder in shards.glob("*") if folder.is_dir()
+                            and view in layout.group_views(folder.name)
+                            for p in folder.glob("*.stats.json")),
+                           key=lambda p: p.stat().st_mtime)
             if not stats:
                 raise InvalidInputError("no shard stats: the LLM that answered this run's "
-                                        f"{view!r} prompts is unknown", folder)
+                                        f"{view!r} prompts is unknown", shards)
             data = json.loads(stats[-1].read_text())
             key = json.dumps({"model": data["model"], "decoding": data["decoding"]},
                              sort_keys=True)

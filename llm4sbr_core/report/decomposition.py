@@ -14,10 +14,11 @@ LOSS (τ (L_a + L_u), eqs. 8–9, 15). The variants of one backbone separate the
     llm4sbr-items     ... intents = the session's own item titles (no LLM)
     llm4sbr           ... intents = the session's own LLM intents
 
-The same chain with item-title intents (``wo_au-items`` ... ``llm4sbr-items``, control
-``llm4sbr-items-shuffled``) needs no LLM at all. The table tests the steps between them
-(:func:`steps_of`), each as B − A with runs paired by seed and test samples clustered by
-session (:mod:`.significance`), one Holm family per table (= per backbone and source).
+The same chain with item-title intents (``wo_au-items`` ... ``llm4sbr-items``, controls
+``llm4sbr-items-random`` and ``llm4sbr-items-shuffled``) needs no LLM at all. The table
+tests the steps between them (:func:`steps_of`), each as B − A with runs paired by seed
+and test samples clustered by session (:mod:`.significance`), one Holm family per table
+(= per backbone and source).
 """
 
 from __future__ import annotations
@@ -57,9 +58,10 @@ def steps_of(source: str) -> tuple[tuple[str, str, str], ...]:
         (f"llm4sbr{s}-shuffled", f"llm4sbr{s}", f"own {intents} instead of another "
                                                   "session's"),
     ]
+    steps.append((f"llm4sbr{s}-random", f"llm4sbr{s}", f"{intents} instead of random "
+                                                          "ones"))
     if source == "llm":
-        steps += [("llm4sbr-random", "llm4sbr", "LLM intents instead of random ones"),
-                  ("llm4sbr-items", "llm4sbr", "LLM intents instead of the item titles")]
+        steps.append(("llm4sbr-items", "llm4sbr", "LLM intents instead of the item titles"))
     steps.append(("base", f"llm4sbr{s}", "all of it: LLM4SBR against the backbone"))
     return tuple(steps)
 

@@ -33,12 +33,12 @@ FIG5_VARIANTS: tuple[str, ...] = ("wo_sbr", "base", "textinit", "llm4sbr")
 FIG6_VARIANTS: tuple[str, ...] = ("normal", "wo_long", "wo_short", "llm4sbr")
 #: The decomposition of a backbone's gain (report/decomposition.py), in display order,
 #: per intent source: LLM intents (with the random, shuffled and item-title controls) and
-#: item-title intents (no LLM at all; with the shuffled control).
+#: item-title intents (no LLM at all; with the random and shuffled controls).
 DECOMPOSITION_SOURCES: dict[str, tuple[str, ...]] = {
     "llm": ("base", "wo_au", "wo_a", "wo_u", "llm4sbr-random", "llm4sbr-shuffled",
             "llm4sbr-items", "llm4sbr"),
-    "items": ("base", "wo_au-items", "wo_a-items", "wo_u-items", "llm4sbr-items-shuffled",
-              "llm4sbr-items"),
+    "items": ("base", "wo_au-items", "wo_a-items", "wo_u-items", "llm4sbr-items-random",
+              "llm4sbr-items-shuffled", "llm4sbr-items"),
 }
 DECOMPOSITION_VARIANTS: tuple[str, ...] = DECOMPOSITION_SOURCES["llm"]
 

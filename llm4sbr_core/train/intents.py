@@ -3,7 +3,8 @@
 * LLM intents: the localized answer embeddings of the intent stage (.npy files,
   memory-mapped, checked for shape and finite values);
 * ``-items`` control: "intents" made from the session's own item texts, no LLM;
-* ``-random`` control: random Gaussian directions with the norms of the LLM intents;
+* ``-random`` control: random Gaussian directions with the norms of the LLM intents
+  (``-items-random``: of the item-text intents);
 * ``-shuffled`` control: every sample reads the intent rows of another sample of its split
   (a derangement: none keeps its own).
 
@@ -122,15 +123,15 @@ def run_intents(variant: Variant, splits: Sequence[SampleTensors],
         if int(ids.min()) < 0 or int(ids.max()) >= n_samples:
             raise InvalidInputError(f"sample ids are not 0..{n_samples - 1}, so they cannot "
                                     "index the intent vectors")
-    if variant.source == "items":  # the control: item-text "intents", no LLM answers
+    if variant.source in ("items", "items-random"):  # controls without LLM answers
         if intent_paths or item_vectors is None:
             raise InvalidInputError(f"variant {variant.name!r} builds its intents from the "
                                     "item text vectors: give item_vectors and no intent files")
         intents = item_text_intents(splits, item_vectors, variant.views)
     else:
         intents = load_intents(intent_paths or {}, n_samples)
-        if variant.source == "random":
-            intents = random_intents(intents, seed)
+    if variant.random_intents:
+        intents = random_intents(intents, seed)
     if variant.shuffled:
         intents = shuffled_within_splits(intents, splits, seed)
     return intents
