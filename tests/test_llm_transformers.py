@@ -13,6 +13,7 @@ import torch
 
 from conftest import REPO, shared_data
 from llm4sbr_core.llm import settings as llm_settings
+from llm4sbr_core.llm import transformers_backend
 from llm4sbr_core.llm.base import DecodingSettings, GeneratorSettings
 from llm4sbr_core.llm.identity import model_identity, store_key
 from llm4sbr_core.llm.transformers_backend import (
@@ -174,8 +175,12 @@ def toy_prompts() -> list[str]:
     return out[::-1]  # not in sorted order
 
 
-@pytest.mark.parametrize("batch_size", [1, 3, 16])
-def test_prefix_reuse_gives_the_answers_of_the_plain_path_in_prompt_order(batch_size):
+@pytest.mark.parametrize(("batch_size", "prefill_tokens"), [(1, 1024), (3, 1024),
+                                                             (16, 1024), (16, 12)])
+def test_prefix_reuse_gives_the_answers_of_the_plain_path_in_prompt_order(
+        batch_size, prefill_tokens, monkeypatch):
+    # prefill_tokens 12: prefill passes split by their padded tokens, not only by rows
+    monkeypatch.setattr(transformers_backend, "PREFILL_TOKENS", prefill_tokens)
     generator = small_generator(batch_size)
     prompts = toy_prompts()
     generator.prefix_reuse = False
