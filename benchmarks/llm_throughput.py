@@ -1,6 +1,12 @@
 """Throughput of LLM generation: dtypes × shared-prefix reuse × batch sizes, side by side.
 
-    # a real shard of the quickstart, as a generation job answers it (both views)
+    # a real shard of the quickstart, as a generation job answers it (both views); the
+    # prefill cap of prefix reuse (transformers_backend.PREFILL_TOKENS) at several values
+    .venv/bin/python benchmarks/llm_throughput.py \
+        --prompts-file results/ml-100k-quick/prompts/short.parquet \
+        results/ml-100k-quick/prompts/long.parquet --shard 0 --shards 4 --limit 128 \
+        --dtypes bfloat16 --reuse on --batch-sizes 32 --prefill-tokens 512 1024 2048 4096
+    # dtypes and reuse off/on
     .venv/bin/python benchmarks/llm_throughput.py \
         --prompts-file results/ml-100k-quick/prompts/short.parquet \
         results/ml-100k-quick/prompts/long.parquet --shard 0 --shards 4 \
@@ -41,6 +47,7 @@ import pandas as pd
 import torch
 
 from llm4sbr_core.config import load_config
+from llm4sbr_core.llm import transformers_backend
 from llm4sbr_core.llm.generate import generator_settings, read_prompts, shard_prompts
 from llm4sbr_core.llm.settings import cpu_bf16_flags
 from llm4sbr_core.llm.transformers_backend import TransformersGenerator
@@ -84,6 +91,9 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--reuse", nargs="+", choices=["off", "on"], default=["off", "on"])
+    parser.add_argument("--prefill-tokens", type=int, nargs="+",
+                        default=[transformers_backend.PREFILL_TOKENS],
+                        help="padded node tokens per prefill pass (with reuse on)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-dir", default="cache")
@@ -108,38 +118,42 @@ def main() -> None:
         generators[dtype] = TransformersGenerator(settings, threads=args.threads)
         generators[dtype].generate(warmup)
         print(f"{dtype}: loaded and warmed up in {time.perf_counter() - t0:.1f} s", flush=True)
-    configs = [(d, r, b) for d in args.dtypes for r in args.reuse for b in args.batch_sizes]
+    # the prefill cap only matters with reuse on
+    configs = [(d, r, b, p) for d in args.dtypes for r in args.reuse for b in args.batch_sizes
+               for p in (args.prefill_tokens if r == "on" else args.prefill_tokens[:1])]
     times: dict[tuple, list[float]] = {c: [] for c in configs}
     outputs, computed = {}, {}
     for repeat in range(args.repeats):
-        for dtype, reuse, size in configs:
+        for dtype, reuse, size, cap in configs:
             generator = generators[dtype]
+            transformers_backend.PREFILL_TOKENS = cap
             generator.settings.batch_size = size
             generator.prefix_reuse = reuse == "on"
             generator.prompt_tokens = generator.computed_tokens = 0
             t0 = time.perf_counter()
             out = generator.generate(texts)
             seconds = time.perf_counter() - t0
-            times[(dtype, reuse, size)].append(seconds)
-            outputs[(dtype, reuse, size)] = out
-            computed[(dtype, reuse, size)] = generator.computed_tokens
-            print(f"repeat {repeat + 1}: {dtype} reuse {reuse} batch {size}: "
-                  f"{len(texts) / seconds:.3f} prompts/s", flush=True)
+            times[(dtype, reuse, size, cap)].append(seconds)
+            outputs[(dtype, reuse, size, cap)] = out
+            computed[(dtype, reuse, size, cap)] = generator.computed_tokens
+            print(f"repeat {repeat + 1}: {dtype} reuse {reuse} batch {size} prefill cap "
+                  f"{cap}: {len(texts) / seconds:.3f} prompts/s", flush=True)
 
     first = outputs[configs[0]]
     rows = []
-    for dtype, reuse, size in configs:
-        out = outputs[(dtype, reuse, size)]
-        seconds = statistics.median(times[(dtype, reuse, size)])
-        plain = outputs.get((dtype, "off", size))
+    for key in configs:
+        dtype, reuse, size, cap = key
+        out = outputs[key]
+        seconds = statistics.median(times[key])
+        plain = outputs.get((dtype, "off", size, args.prefill_tokens[0]))
         rows.append({
             "dtype": dtype, "prefix_reuse": reuse, "batch_size": size,
-            "seconds": round(seconds, 2), "all_seconds": [round(t, 2) for t in
-                                                           times[(dtype, reuse, size)]],
+            "prefill_tokens": cap if reuse == "on" else None,
+            "seconds": round(seconds, 2), "all_seconds": [round(t, 2) for t in times[key]],
             "prompts_per_s": round(len(texts) / seconds, 3),
             "tokens_out_per_s": round(sum(o.tokens_out for o in out) / seconds, 1),
             "tokens_out": sum(o.tokens_out for o in out),
-            "computed_prompt_tokens": computed[(dtype, reuse, size)],
+            "computed_prompt_tokens": computed[key],
             "same_as_first": sum(a.text == b.text for a, b in zip(out, first, strict=True)),
             "same_as_no_reuse": (sum(a.text == b.text for a, b in zip(out, plain, strict=True))
                                  if plain is not None else None)})
@@ -155,14 +169,15 @@ def main() -> None:
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "torch": torch.__version__, "rows": rows}, indent=2))
-    print("\n| dtype | prefix reuse | batch | prompts/s | output tokens/s | prompt tokens "
-          "computed | speed-up | same answers as row 1 | same as no reuse |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| dtype | prefix reuse | batch | prefill cap | prompts/s | output tokens/s | "
+          "prompt tokens computed | speed-up | same answers as row 1 | same as no reuse |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     n = len(texts)
     for r in rows:
         same_plain = "—" if r["same_as_no_reuse"] is None or r["prefix_reuse"] == "off" \
             else f"{r['same_as_no_reuse']}/{n}"
-        print(f"| {r['dtype']} | {r['prefix_reuse']} | {r['batch_size']} | "
+        cap = "—" if r["prefill_tokens"] is None else f"{r['prefill_tokens']:,}"
+        print(f"| {r['dtype']} | {r['prefix_reuse']} | {r['batch_size']} | {cap} | "
               f"{r['prompts_per_s']:.3f} | {r['tokens_out_per_s']:.1f} | "
               f"{r['computed_prompt_tokens'] / prompt_tokens:.0%} | {r['speedup']:.2f}× | "
               f"{r['same_as_first']}/{n} | {same_plain} |")

@@ -6,6 +6,7 @@ memory, and the embedded GGUF model on real quickstart prompts)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import string
 
 import pytest
@@ -250,3 +251,42 @@ def test_embedded_model_prefix_reuse_gives_the_plain_answers(tmp_path):
     generator.prefix_reuse = False
     assert generator.generate(prompts) == shared
     assert sum(g.text.strip() != "" for g in shared) >= 12
+
+
+@pytest.mark.integration
+@needs_smollm2
+def test_throughput_benchmark_runs_a_shard_of_two_views(tmp_path):
+    """benchmarks/llm_throughput.py on a two-view prompt file pair: a job's shard, reuse
+    off and on at two prefill caps; in float32 every configuration gives the same answers."""
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from llm4sbr_core.prompts import prompt_hash
+
+    files = []
+    for view in ("short", "long"):
+        prompts = [f"A user watched:\n1. Heat (1995)\n2. Movie {k}\nGuess one item ({view})."
+                   for k in range(10)]
+        path = tmp_path / f"{view}.parquet"
+        pd.DataFrame({"sample_id": range(10), "split": "train", "session_id": range(10),
+                      "prompt": prompts, "prompt_hash": [prompt_hash(p) for p in prompts]}
+                     ).to_parquet(path)
+        files.append(str(path))
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/llm_throughput.py"), "--prompts-file", *files,
+         "--shards", "2", "--limit", "4", "--dtypes", "float32", "--reuse", "off", "on",
+         "--batch-sizes", "2", "--prefill-tokens", "16", "1024", "--threads", "1",
+         "--config", str(REPO / "config.yaml"), "--cache-dir", str(tmp_path / "cache")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout[done.stdout.index("{"):done.stdout.rindex("}") + 1])
+    rows = report["rows"]
+    assert [(r["prefix_reuse"], r["prefill_tokens"]) for r in rows] == [
+        ("off", None), ("on", 16), ("on", 1024)]
+    assert all(r["same_as_first"] == 4 for r in rows)
+    assert rows[1]["computed_prompt_tokens"] < rows[0]["computed_prompt_tokens"]
+    assert "| float32 | on | 2 | 16 |" in done.stdout
