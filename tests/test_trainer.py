@@ -676,7 +676,8 @@ def test_controls_train_and_record_their_source(data, intent_files, tmp_path):
     randoms = train(data, tmp_path / "items-random",
                     run=llm_settings("llm4sbr-items-random", epochs=1),
                     item_vectors=tmp_path / "items.npy")
-    assert randoms["config"]["intents"]["source"] == "items-random"
+    assert randoms["config"]["intents"] == {"encoder": "toy", "source": "items-random",
+                                            "shuffled": False, "views": ["short", "long"]}
     with pytest.raises(ValueError, match="builds its intents from the item text vectors"):
         train(data, tmp_path / "bad", run=llm_settings("llm4sbr-items", epochs=1),
               intents={v: intent_files[v] for v in ("short", "long")},
