@@ -1,7 +1,7 @@
 """Throughput of LLM generation: dtypes × shared-prefix reuse × batch sizes, side by side.
 
     # a real shard of the quickstart, as a generation job answers it (both views); the
-    # prefill cap of prefix reuse (transformers_backend.PREFILL_TOKENS) at several values
+    # prefill cap of prefix reuse (a generator's prefill_tokens) at several values
     .venv/bin/python benchmarks/llm_throughput.py \
         --prompts-file results/ml-100k-quick/prompts/short.parquet \
         results/ml-100k-quick/prompts/long.parquet --shard 0 --shards 4 --limit 128 \
@@ -47,10 +47,9 @@ import pandas as pd
 import torch
 
 from llm4sbr_core.config import load_config
-from llm4sbr_core.llm import transformers_backend
 from llm4sbr_core.llm.generate import generator_settings, read_prompts, shard_prompts
 from llm4sbr_core.llm.settings import cpu_bf16_flags
-from llm4sbr_core.llm.transformers_backend import TransformersGenerator
+from llm4sbr_core.llm.transformers_backend import PREFILL_TOKENS, TransformersGenerator
 from llm4sbr_core.machine import cpu_model
 from llm4sbr_core.prompts import PromptSettings, build_prompts
 
@@ -92,7 +91,7 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--reuse", nargs="+", choices=["off", "on"], default=["off", "on"])
     parser.add_argument("--prefill-tokens", type=int, nargs="+",
-                        default=[transformers_backend.PREFILL_TOKENS],
+                        default=[PREFILL_TOKENS],
                         help="padded node tokens per prefill pass (with reuse on)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
@@ -126,7 +125,7 @@ def main() -> None:
     for repeat in range(args.repeats):
         for dtype, reuse, size, cap in configs:
             generator = generators[dtype]
-            transformers_backend.PREFILL_TOKENS = cap
+            generator.prefill_tokens = cap
             generator.settings.batch_size = size
             generator.prefix_reuse = reuse == "on"
             generator.prompt_tokens = generator.computed_tokens = 0

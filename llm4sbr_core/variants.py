@@ -99,7 +99,13 @@ class Variant:
     @property
     def uses_item_text(self) -> bool:
         """Whether the run reads the item text vectors (items.npy)."""
-        return self.kind == "textinit" or self.source in ("items", "items-random")
+        return self.kind == "textinit" or self.item_text_intents
+
+    @property
+    def item_text_intents(self) -> bool:
+        """Whether the intents are built from the item texts, with no LLM answers
+        (``-items``, ``-items-random``)."""
+        return self.source in ("items", "items-random")
 
     @property
     def random_intents(self) -> bool:

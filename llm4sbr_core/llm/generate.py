@@ -88,13 +88,16 @@ def shard_of(group: str, shards: int) -> int:
     return int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) % shards
 
 
-def _prompt_groups(prompts: pd.DataFrame) -> pd.Series:
-    """Each row's group: its session (prompt files before sessions were recorded: its
-    sample; bare prompt tables: the prompt itself)."""
+def _prompt_shards(prompts: pd.DataFrame, shards: int) -> pd.Series:
+    """Each row's shard: its session's (prompt files before sessions were recorded: its
+    sample's; bare prompt tables: the prompt's own), hashed once per group."""
     for column in ("session_id", "sample_id"):
         if column in prompts.columns:
-            return column + ":" + prompts[column].astype(str)
-    return "prompt:" + prompts["prompt_hash"].astype(str)
+            groups = column + ":" + prompts[column].astype(str)
+            break
+    else:
+        groups = "prompt:" + prompts["prompt_hash"].astype(str)
+    return groups.map({g: shard_of(g, shards) for g in groups.unique()})
 
 
 def shard_prompts(prompts: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
@@ -108,7 +111,7 @@ def shard_prompts(prompts: pd.DataFrame, shard: int, shards: int) -> pd.DataFram
         raise InvalidInputError(f"shard {shard} is not in 0..{shards - 1}")
     rows = pd.DataFrame({"prompt_hash": prompts["prompt_hash"].to_numpy(),
                          "prompt": prompts["prompt"].to_numpy(),
-                         "shard": [shard_of(g, shards) for g in _prompt_groups(prompts)]})
+                         "shard": _prompt_shards(prompts, shards).to_numpy()})
     owner = rows.groupby("prompt_hash", sort=False)["shard"].min()
     distinct = rows.drop_duplicates("prompt_hash")
     mine = distinct[distinct["prompt_hash"].map(owner).to_numpy() == shard]

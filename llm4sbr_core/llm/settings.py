@@ -13,13 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..machine import CPUINFO
+
 #: The dtypes `llm.dtype` may name besides ``auto``.
 DTYPES = ("float32", "float16", "bfloat16")
 #: CPU flags saying the CPU multiplies bf16 in hardware: AVX512-BF16 (Intel Cooper Lake
 #: and later, AMD Zen 4 and later), AMX-BF16 (Intel Sapphire Rapids and later) in
 #: ``/proc/cpuinfo``'s ``flags``, and the Armv8.6 BF16 extension in its ``Features``.
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
-CPUINFO = Path("/proc/cpuinfo")
 
 
 @dataclass(frozen=True)

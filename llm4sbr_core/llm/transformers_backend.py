@@ -60,7 +60,8 @@ _DTYPES = {name: getattr(torch, name) for name in DTYPES}
 #: of more even lengths; the tree's cache (every distinct prompt token of the group)
 #: stays in memory until the group is answered.
 GROUP_BATCHES = 4
-#: Padded node tokens of one prefill pass (rows × widest node). Measured on a 2-core
+#: Padded node tokens of one prefill pass (rows × widest node; a generator's
+#: ``prefill_tokens``). Measured on a 2-core
 #: AVX-512 CPU over 128 quickstart prompts (both views), bf16, batch 32: 512 → 2.81,
 #: 1,024 → 3.02, 2,048 → 2.83, 4,096 → 2.66 prompts/s (batches of a fixed row count
 #: and no token cap: 1.79 at batch 16).
@@ -220,6 +221,7 @@ class TransformersGenerator(Generator):
         #: Prompt tokens answered, and those the model computed (fewer with prefix reuse).
         self.prompt_tokens = 0
         self.computed_tokens = 0
+        self.prefill_tokens = PREFILL_TOKENS
         self.prefix_reuse = self.settings.prefix_reuse and self._plain_cache()
         if self.settings.prefix_reuse and not self.prefix_reuse:
             log.info("%s keeps another kind of key/value cache (sliding window, recurrent "
@@ -302,7 +304,7 @@ class TransformersGenerator(Generator):
     def _prefill_tree(self, root: _Node) -> None:
         """Fill the cache of every node of a prefix tree, parents before children; the
         nodes of one depth are computed together, shortest first, in batches of at most
-        ``batch_size`` nodes and :data:`PREFILL_TOKENS` padded tokens: nodes range from
+        ``batch_size`` nodes and ``prefill_tokens`` padded tokens: nodes range from
         a few tokens (a view's qualifier) to hundreds (a session's items), and a fixed
         row count would pad the short ones to the long ones' width."""
         level = [root] if root.tokens else list(root.children)
@@ -312,7 +314,7 @@ class TransformersGenerator(Generator):
             batch: list[_Node] = []
             for node in level:  # widths only grow: a node's width is the batch's
                 if batch and (len(batch) == size
-                              or (len(batch) + 1) * len(node.tokens) > PREFILL_TOKENS):
+                              or (len(batch) + 1) * len(node.tokens) > self.prefill_tokens):
                     self._prefill(batch)
                     batch = []
                 batch.append(node)

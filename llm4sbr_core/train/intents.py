@@ -123,7 +123,7 @@ def run_intents(variant: Variant, splits: Sequence[SampleTensors],
         if int(ids.min()) < 0 or int(ids.max()) >= n_samples:
             raise InvalidInputError(f"sample ids are not 0..{n_samples - 1}, so they cannot "
                                     "index the intent vectors")
-    if variant.source in ("items", "items-random"):  # controls without LLM answers
+    if variant.item_text_intents:  # controls without LLM answers
         if intent_paths or item_vectors is None:
             raise InvalidInputError(f"variant {variant.name!r} builds its intents from the "
                                     "item text vectors: give item_vectors and no intent files")

@@ -154,7 +154,7 @@ def intent_settings(spec: Variant, intents: Mapping[str, Any] | None) -> dict[st
     out = dict(intents or {})
     if spec.r is not None:
         out["r"] = spec.r
-    if spec.source in ("items", "items-random"):  # item-text intents: no LLM, no localization
+    if spec.item_text_intents:  # no LLM, no localization
         for key in ("r", "llm"):
             out.pop(key, None)
     out.update(source=spec.source, views=list(spec.views), shuffled=spec.shuffled)
