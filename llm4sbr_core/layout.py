@@ -16,6 +16,8 @@ partly filled with :func:`fill`); the report planner and the library fill them w
     results/{dataset}/runs/{backbone}/{variant}/seed{seed}/{metrics.json,ranks.parquet,model.pt}
     results/{dataset}/runs/llmseqsim/{aggregation}/seed0/{metrics.json,ranks.parquet}
     results/{dataset}/runs/{method}/tuned/seed0/{metrics.json,ranks.parquet}   (kNN baselines)
+    results/{dataset}/tuning/{backbone}/{variant}/trial{trial}/{metrics.json,ranks.parquet}
+    results/{dataset}/tuning/{backbone}/{variant}/selected.json   (-tuned variants' search)
     results/{dataset}/tables/*.{md,csv,html}   results/{dataset}/figures/*
     results/{dataset}/benchmarks/...           (Snakemake's benchmark: files)
     logs/{dataset}/...                         (Snakemake's log: files)
@@ -81,6 +83,11 @@ LLMSEQSIM_RUN_DIR = f"{RUNS_DIR}/{LLMSEQSIM}/{{aggregation}}/seed0"
 #: variant ``tuned`` (tuned on the validation split), seed 0
 KNN_VARIANT = "tuned"
 KNN_RUN_DIR = f"{RUNS_DIR}/{{method}}/{KNN_VARIANT}/seed0"
+#: the validation search of a ``-tuned`` variant: {variant} is the untuned name, one
+#: training run per trial configuration, and the selection the -tuned runs read
+TUNING_DIR = f"{DATASET_DIR}/tuning/{{backbone}}/{{variant}}"
+TRIAL_DIR = f"{TUNING_DIR}/trial{{trial}}"
+TUNING_SELECTION = f"{TUNING_DIR}/selected.json"
 
 # --- report
 TABLES_DIR = f"{DATASET_DIR}/tables"

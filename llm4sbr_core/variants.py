@@ -16,6 +16,11 @@ A variant name is a kind; an LLM kind may be followed, in this order, by
   split (a derangement: no sample keeps its own; drawn per run seed): the same vectors
   and statistics, no per-session information.
 
+Any variant (``base`` and ``textinit`` too) may end in ``-tuned``: its lr, lr_step,
+lr_gamma, weight_decay and τ are those of the best of ``train.tuning.trials``
+configurations on the validation split (train/tuning.py), the same budget for every
+variant, instead of the shared recipe of ``train:``.
+
     base                     the backbone alone, its own paper's scoring head ("w/o LLM")
     llm4sbr                  the full enhancement: views short + long, gates, fusion, τ (L_a + L_u)
     wo_au                    no alignment / uniformity term (Table 4 "w/o AU"): the
@@ -33,6 +38,7 @@ A variant name is a kind; an LLM kind may be followed, in this order, by
     llm4sbr-random           the full model on random intents of matched norms
     llm4sbr-items-random     the same, norms matched to the item-text intents (no LLM)
     llm4sbr-shuffled         the full model on another session's LLM intents
+    base-tuned, llm4sbr-tuned   each with its own validation search (same budget)
 
 LLMSeqSim (Fig. 5's other peer) has no session model; it is not a training variant but a
 run of its own (rule ``llmseqsim``, ``results/{dataset}/runs/llmseqsim/{aggregation}/seed0``),
@@ -62,12 +68,19 @@ KNN_METHODS: tuple[str, ...] = ("pop", "sknn", "vsknn", "stan", "vstan")
 #: LLMSeqSim's session aggregations (models/llmseqsim.py; the schema's train.llmseqsim)
 LLMSEQSIM_AGGREGATIONS: tuple[str, ...] = ("mean", "linear", "last")
 KINDS: tuple[str, ...] = ("base", *WRAPPER_MODES, "textinit")
+#: wrapper modes without the alignment + uniformity term, so without τ
+TAU_FREE_MODES: tuple[str, ...] = ("wo_au", "wo_sbr")
+#: the suffix of a variant whose training settings come from a validation search
+TUNED_SUFFIX = "-tuned"
 #: The regular expression every variant name matches (also the Snakemake wildcard).
 _SUFFIXES = (r"(?:-(?P<source>items-random|items|random)|-r(?P<r>0|[1-9][0-9]*))?"
              r"(?:-tau(?P<tau>(?:0|[1-9][0-9]*)(?:\.[0-9]+)?))?(?:-(?P<shuffled>shuffled))?")
-VARIANT_PATTERN = (r"(?:base|textinit|(?:" + "|".join(WRAPPER_MODES) + r")"
+_TUNED = r"(?:-(?P<tuned>tuned))?"
+#: untuned variant names; VARIANT_PATTERN adds the optional -tuned
+UNTUNED_PATTERN = (r"(?:base|textinit|(?:" + "|".join(WRAPPER_MODES) + r")"
                    + re.sub(r"\(\?P<\w+>", "(?:", _SUFFIXES) + ")")
-_PARSE = re.compile(r"^(?P<kind>[a-z0-9_]+?)" + _SUFFIXES + "$")
+VARIANT_PATTERN = UNTUNED_PATTERN + re.sub(r"\(\?P<\w+>", "(?:", _TUNED)
+_PARSE = re.compile(r"^(?P<kind>[a-z0-9_]+?)" + _SUFFIXES + _TUNED + "$")
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,18 @@ class Variant:
     source: str = "llm"
     #: control: each sample reads another sample's intents (same split)
     shuffled: bool = False
+    #: the training settings come from a validation search (train/tuning.py)
+    tuned: bool = False
+
+    @property
+    def untuned(self) -> str:
+        """The name without ``-tuned``: the variant whose configurations are searched."""
+        return self.name.removesuffix(TUNED_SUFFIX) if self.tuned else self.name
+
+    @property
+    def uses_tau(self) -> bool:
+        """Whether τ weighs a loss term of this variant (wrapper modes with L_a or L_u)."""
+        return self.mode is not None and self.mode not in TAU_FREE_MODES
 
     @property
     def mode(self) -> str | None:
@@ -126,11 +151,12 @@ def parse_variant(name: str) -> Variant:
         raise ConfigError("train.variants", f"unknown variant {name!r}; a variant is one of "
                           f"{list(KINDS)}, LLM variants optionally followed by -r<int>, "
                           "-items, -random or -items-random, then -tau<number>, then "
-                          "-shuffled (e.g. llm4sbr-r0, llm4sbr-tau1, llm4sbr-items-shuffled)")
+                          "-shuffled; any variant may end in -tuned (e.g. llm4sbr-r0, "
+                          "llm4sbr-tau1, llm4sbr-items-shuffled, base-tuned)")
     kind = match["kind"]
     if kind not in WRAPPER_MODES and any(match[k] for k in ("r", "tau", "source", "shuffled")):
         raise ConfigError("train.variants", f"variant {name!r}: suffixes only apply to the "
                           f"LLM variants {list(WRAPPER_MODES)}")
     return Variant(name, kind, int(match["r"]) if match["r"] is not None else None,
                    float(match["tau"]) if match["tau"] is not None else None,
-                   match["source"] or "llm", bool(match["shuffled"]))
+                   match["source"] or "llm", bool(match["shuffled"]), bool(match["tuned"]))

@@ -45,8 +45,14 @@ def data_targets():
 
 
 # --- training (rules/train.smk) ------------------------------------------------------
-from llm4sbr_core.train.settings import backbone_names, run_config, variant_pattern
-from llm4sbr_core.variants import KNN_METHODS, LLMSEQSIM_AGGREGATIONS, parse_variant
+from llm4sbr_core.train.settings import RunSettings, backbone_names, run_config, variant_pattern
+from llm4sbr_core.train.tuning import trial_grid, trial_settings
+from llm4sbr_core.variants import (
+    KNN_METHODS,
+    LLMSEQSIM_AGGREGATIONS,
+    UNTUNED_PATTERN,
+    parse_variant,
+)
 
 TRAIN = config["train"]
 RUN_DIR = layout.RUN_DIR
@@ -72,8 +78,8 @@ def needs_training_graph(backbone):
 
 def train_inputs(wildcards):
     """The dataset's samples and items, the training graph for models that need one, the
-    intent vectors of the views an LLM variant reads (at its r), and the item text vectors
-    for `textinit` and the `-items` controls."""
+    intent vectors of the views an LLM variant reads (at its r), the item text vectors
+    for `textinit` and the `-items` controls, and a `-tuned` variant's search selection."""
     inputs = data_inputs(wildcards)
     if needs_training_graph(wildcards.backbone):
         inputs["graph"] = fill(layout.GRAPH_FILE, **wildcards)
@@ -85,14 +91,39 @@ def train_inputs(wildcards):
     if variant.uses_item_text:
         inputs["item_vectors"] = fill(layout.ITEM_VECTORS, dataset=wildcards.dataset,
                                       encoder=ENCODER_NAME)
+    if variant.tuned:
+        inputs["tuning"] = fill(layout.TUNING_SELECTION, dataset=wildcards.dataset,
+                                backbone=wildcards.backbone, variant=variant.untuned)
     return inputs
 
 
 def train_run_config(wildcards):
-    """The settings of one run (metrics.json's `config`)."""
+    """The settings of one run (metrics.json's `config`; a `-tuned` run replaces the
+    searched keys by the selection it reads)."""
     return run_config(TRAIN, wildcards.dataset, wildcards.backbone, wildcards.variant,
                       int(wildcards.seed), intents={"llm": LLM_NAME, "encoder": ENCODER_NAME,
                                                     "r": config["localize"]["r"]})
+
+
+def trial_run_config(wildcards):
+    """The settings of one trial of a validation search: the shared recipe with the
+    trial's configuration, seed train.tuning.seed."""
+    grid = trial_grid(TRAIN, wildcards.variant)
+    trial = int(wildcards.trial)
+    if trial >= grid.budget:
+        raise ValueError(f"{wildcards.variant}: trial {trial} asked for, the search of "
+                         f"train.tuning has {grid.budget} (trial0 .. trial{grid.budget - 1})")
+    record = run_config(TRAIN, wildcards.dataset, wildcards.backbone, wildcards.variant,
+                        grid.seed, intents={"llm": LLM_NAME, "encoder": ENCODER_NAME,
+                                            "r": config["localize"]["r"]})
+    return trial_settings(RunSettings.from_record(record), grid.configs[trial]).record()
+
+
+def trial_metrics(wildcards):
+    """metrics.json of every trial of one variant's search, in trial order."""
+    grid = trial_grid(TRAIN, wildcards.variant)
+    return [fill(f"{layout.TRIAL_DIR}/{layout.METRICS_FILE}", **wildcards, trial=k)
+            for k in range(grid.budget)]
 
 
 def data_inputs(wildcards):

@@ -60,6 +60,58 @@ rule train_run:
         "../workflow_scripts/train_run.py"
 
 
+# One configuration of the validation search of a `-tuned` variant (train.tuning;
+# llm4sbr_core/train/tuning.py): an ordinary run of the UNTUNED variant with the trial's
+# settings and seed train.tuning.seed, selected on validation as every run is.
+rule tune_trial:
+    input:
+        unpack(train_inputs),
+    output:
+        metrics=f"{layout.TRIAL_DIR}/{layout.METRICS_FILE}",
+        ranks=f"{layout.TRIAL_DIR}/{layout.RANKS_FILE}",
+    params:
+        run=trial_run_config,
+    log:
+        f"{layout.TRIAL_DIR}/train.log",
+    benchmark:
+        layout.benchmark_file("tuning/{backbone}.{variant}.trial{trial}")
+    wildcard_constraints:
+        backbone="|".join(backbone_names()),
+        variant=UNTUNED_PATTERN,
+        trial=r"0|[1-9][0-9]*",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=480,
+        gpu=0,
+    conda:
+        "../envs/gpu.yaml"
+    script:
+        "../workflow_scripts/train_run.py"
+
+
+# The search's outcome: the trial with the best validation select_metric, which every
+# seed of the `-tuned` variant trains with (rule train_run).
+rule tune_select:
+    input:
+        trials=trial_metrics,
+    output:
+        layout.TUNING_SELECTION,
+    params:
+        tuning=TRAIN.get("tuning", {}),
+        select_metric=TRAIN["select_metric"],
+    log:
+        "logs/{dataset}/tune_select/{backbone}.{variant}.log",
+    wildcard_constraints:
+        backbone="|".join(backbone_names()),
+        variant=UNTUNED_PATTERN,
+    localrule: True
+    conda:
+        "../envs/cpu.yaml"
+    script:
+        "../workflow_scripts/tune_select.py"
+
+
 # LLMSeqSim (Fig. 5's text-only peer): no session model, no training, no seed. Its
 # outputs follow the training runs' contract so tables treat it as one more run.
 rule llmseqsim:

@@ -23,12 +23,14 @@ VALID = ["base", "textinit", "llm4sbr", "wo_au", "wo_long", "wo_short", "normal"
          "llm4sbr-items", "wo_short-items-tau1", "llm4sbr-shuffled", "llm4sbr-r1-tau2-shuffled",
          "normal-items-shuffled", "wo_u", "wo_a", "llm4sbr-random", "wo_au-random-shuffled",
          "wo_u-tau0.5", "llm4sbr-random-tau1", "llm4sbr-items-random",
-         "wo_au-items-random-shuffled"]
+         "wo_au-items-random-shuffled", "base-tuned", "textinit-tuned", "llm4sbr-tuned",
+         "llm4sbr-items-shuffled-tuned", "wo_au-r3-tau0.5-tuned"]
 INVALID = ["", "llm4sbr2", "base-r1", "textinit-tau1", "llm4sbr-r01", "llm4sbr-tau",
            "llm4sbr-tau0.5-r3", "llm4sbr-r-1", "LLM4SBR", "llm4sbr-tau.5", "llm4sbr-r3 ",
            "llm4sbr-items-r3", "llm4sbr-r3-items", "llm4sbr-shuffled-tau1", "base-shuffled",
            "textinit-items", "llm4sbr-item", "llm4sbr-random-items", "llm4sbr-r3-random",
-           "llm4sbr-random-r3", "base-random", "wo_ua"]
+           "llm4sbr-random-r3", "base-random", "wo_ua", "base-tuned-tuned", "tuned",
+           "llm4sbr-tuned-shuffled", "llm4sbr-tuned-items", "base-tune"]
 
 
 @pytest.mark.parametrize("name", VALID + INVALID)

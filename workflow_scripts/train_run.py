@@ -1,4 +1,4 @@
-"""rule train_run → llm4sbr_core.train.run.run_training."""
+"""rules train_run and tune_trial → llm4sbr_core.train.run.run_training."""
 
 import _repo  # noqa: F401  (puts the checkout on sys.path)
 
@@ -6,6 +6,7 @@ from llm4sbr_core.logs import setup_logging
 from llm4sbr_core.train.outputs import RunOutputs
 from llm4sbr_core.train.run import RunInputs, run_training
 from llm4sbr_core.train.settings import RunSettings
+from llm4sbr_core.train.tuning import apply_selection
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 setup_logging(smk.log)
@@ -16,6 +17,9 @@ inputs = RunInputs(
              if name.startswith("intents_")},
     item_vectors=getattr(smk.input, "item_vectors", None),
     graph=getattr(smk.input, "graph", None))
-run_training(RunSettings.from_record(smk.params.run), inputs,
-             RunOutputs(smk.output.metrics, smk.output.ranks, smk.output.model),
-             threads=smk.threads)
+settings, tuning = RunSettings.from_record(smk.params.run), None
+if "tuning" in smk.input.keys():
+    settings, tuning = apply_selection(settings, smk.input.tuning)
+run_training(settings, inputs,
+             RunOutputs(smk.output.metrics, smk.output.ranks, getattr(smk.output, "model", None)),
+             threads=smk.threads, tuning=tuning)

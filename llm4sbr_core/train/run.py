@@ -120,7 +120,8 @@ def run_training(settings: RunSettings, inputs: RunInputs, outputs: RunOutputs, 
                  graph: Mapping[str, np.ndarray] | None = None,
                  stop_after: int | None = None, progress: bool = True,
                  threads: int | None = None,
-                 trainer_cls: type[Trainer] = Trainer) -> dict[str, Any] | None:
+                 trainer_cls: type[Trainer] = Trainer,
+                 tuning: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """Train, select on validation, test once; write ``outputs`` atomically and return the
     metrics.
 
@@ -130,7 +131,8 @@ def run_training(settings: RunSettings, inputs: RunInputs, outputs: RunOutputs, 
     after that many epochs without writing outputs (returns None): a simulated kill,
     resumed by the next call. ``threads`` (the job's threads under Snakemake) sets
     torch's CPU threads when ``settings.num_threads`` is null; with neither, torch's
-    default stays.
+    default stays. ``tuning`` (a ``-tuned`` run: the search its settings come from,
+    train/tuning.py) is recorded in metrics.json under ``tuning``.
     """
     cls = backbone if backbone is not None else get_backbone(settings.backbone)
     device = resolve_device(settings.device)
@@ -188,6 +190,7 @@ def run_training(settings: RunSettings, inputs: RunInputs, outputs: RunOutputs, 
         "epochs": trainer.epoch,
         "seconds_per_epoch": float(np.mean(epoch_seconds)),
         "config": settings.record(),
+        **({"tuning": dict(tuning)} if tuning is not None else {}),
         "data": {"items": n_items, "train_samples": len(train), "valid_samples": len(valid),
                  "test_samples": len(test)},
         "history": trainer.history,

@@ -23,7 +23,7 @@ from ..variants import VARIANT_PATTERN, Variant, parse_variant
 
 #: Keys of the ``train:`` section that select runs rather than configure one.
 GRID_KEYS: tuple[str, ...] = ("backbones", "variants", "seeds", "backbone_params", "llmseqsim",
-                              "knn")
+                              "knn", "tuning")
 
 
 def train_schema() -> dict[str, Any]:
