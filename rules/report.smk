@@ -262,6 +262,33 @@ use rule report_decomposition as report_decomposition_items with:
         layout.benchmark_file("report/decomposition_{backbone}-items")
 
 
+# LLM4SBR against its backbone under the shared recipe and with both sides tuned by their
+# own validation search of the same budget (base-tuned, {variant}-tuned).
+rule report_tuned:
+    input:
+        metrics=lambda w: report_plan.tuned_pair_runs(config, w.dataset, w.variant),
+        ranks=lambda w: report_plan.tuned_pair_runs(
+            config, w.dataset, w.variant, layout.RANKS_FILE
+        ),
+    output:
+        **report_table("tuned_{variant}", "tuned.rst", "Tuned pairs"),
+    params:
+        n_resamples=10_000,
+        seed=0,
+    log:
+        "logs/{dataset}/report/tuned_{variant}.log",
+    benchmark:
+        layout.benchmark_file("report/tuned_{variant}")
+    wildcard_constraints:
+        variant=UNTUNED_PATTERN,
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/report_tables.py"
+
+
 # A few test sessions explained by one LLM run (llm4sbr_core/recommend/page.py): each
 # view's answer, grounded items and gate, the top items next to the backbone alone. Asked
 # for by name (results/{dataset}/figures/explain.html); in the report when it is built:

@@ -1,5 +1,5 @@
-"""rules report_table2 … report_table5, report_variants, report_decomposition →
-llm4sbr_core.report.tables, .compare, .decomposition."""
+"""rules report_table2 … report_table5, report_variants, report_decomposition,
+report_tuned → llm4sbr_core.report.tables, .compare, .decomposition, .tuned."""
 
 import logging
 
@@ -34,6 +34,12 @@ elif smk.rule in ("report_decomposition", "report_decomposition_items"):
     table = decomposition_table(smk.input.metrics, smk.wildcards.backbone, smk.params.source,
                                 n_resamples=smk.params.n_resamples, seed=smk.params.seed,
                                 test_samples=test_samples)
+elif smk.rule == "report_tuned":
+    from llm4sbr_core.report.tuned import tuned_pairs_table
+
+    table = tuned_pairs_table(smk.input.metrics, smk.wildcards.variant,
+                              n_resamples=smk.params.n_resamples, seed=smk.params.seed,
+                              test_samples=test_samples)
 else:
     table = tables.table5(smk.input.metrics)
 for warning in table.warnings:

@@ -139,6 +139,14 @@ def _decomposition(archive: Path, o: Mapping[str, str]) -> Table:
                                n_resamples=int(o.get("resamples", 10_000)))
 
 
+def _tuned(archive: Path, o: Mapping[str, str]) -> Table:
+    from .tuned import tuned_pairs_table
+
+    return tuned_pairs_table(archived_runs(archive, o["dataset"], o.get("backbones")),
+                             o.get("variant", "llm4sbr"),
+                             n_resamples=int(o.get("resamples", 10_000)))
+
+
 def _table3(archive: Path, o: Mapping[str, str]) -> Table:
     from .tables import table3
 
@@ -154,7 +162,7 @@ def _table2(archive: Path, o: Mapping[str, str]) -> Table:
 
 RENDERERS: dict[str, Callable[[Path, Mapping[str, str]], Table]] = {
     "variants": _variants, "decomposition": _decomposition, "table3": _table3,
-    "table2": _table2,
+    "table2": _table2, "tuned": _tuned,
 }
 
 

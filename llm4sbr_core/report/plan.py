@@ -21,7 +21,7 @@ from ..layout import (
     fill,
     run_file,
 )
-from ..variants import parse_variant
+from ..variants import TUNED_SUFFIX, parse_variant
 
 # No pandas / matplotlib imports here: the Snakefile imports this module.
 
@@ -138,6 +138,22 @@ def decomposition_table_name(backbone: str, source: str) -> str:
     return f"decomposition_{backbone}" + ("" if source == "llm" else f"-{source}")
 
 
+def tuned_pairs(config: Mapping[str, Any]) -> list[str]:
+    """The variants V whose tuned pair is configured: ``base-tuned`` and ``V-tuned``."""
+    configured = configured_variants(config)
+    if "base" + TUNED_SUFFIX not in configured:
+        return []
+    return [parse_variant(v).untuned for v in configured
+            if parse_variant(v).tuned and parse_variant(v).untuned != "base"]
+
+
+def tuned_pair_runs(config: Mapping[str, Any], dataset: str, variant: str,
+                    name: str = METRICS_FILE) -> list[str]:
+    """The configured runs of base and ``variant``, each with and without ``-tuned``."""
+    wanted = ("base", variant, "base" + TUNED_SUFFIX, variant + TUNED_SUFFIX)
+    return runs_of(config, dataset, configured_variants(config, wanted), name)
+
+
 def fig5_runs(config: Mapping[str, Any], dataset: str) -> list[str]:
     return runs_of(config, dataset, configured_variants(config, FIG5_VARIANTS))
 
@@ -188,6 +204,7 @@ def report_targets(config: Mapping[str, Any], datasets: Iterable[str]) -> list[s
         targets += [f"{tables}/{decomposition_table_name(b, source)}.md"
                     for source in decomposition_sources(config)
                     for b in _train(config).get("backbones") or []]
+        targets += [f"{tables}/tuned_{v}.md" for v in tuned_pairs(config)]
         if fig5_runs(config, d) or llmseqsim_runs(config, d):
             targets.append(f"{figures}/fig5_peers.png")
         # Figs. 6 and 7 compare: only when something besides plain llm4sbr is configured.
