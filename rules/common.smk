@@ -45,6 +45,7 @@ def data_targets():
 
 
 # --- training (rules/train.smk) ------------------------------------------------------
+from llm4sbr_core.errors import ConfigError
 from llm4sbr_core.train.settings import RunSettings, backbone_names, run_config, variant_pattern
 from llm4sbr_core.train.tuning import trial_grid, trial_settings
 from llm4sbr_core.variants import (
@@ -111,8 +112,9 @@ def trial_run_config(wildcards):
     grid = trial_grid(TRAIN, wildcards.variant)
     trial = int(wildcards.trial)
     if trial >= grid.budget:
-        raise ValueError(f"{wildcards.variant}: trial {trial} asked for, the search of "
-                         f"train.tuning has {grid.budget} (trial0 .. trial{grid.budget - 1})")
+        raise ConfigError("train.tuning.trials", f"{wildcards.variant}: trial {trial} asked "
+                          f"for, the search has {grid.budget} (trial0 .. "
+                          f"trial{grid.budget - 1})")
     record = run_config(TRAIN, wildcards.dataset, wildcards.backbone, wildcards.variant,
                         grid.seed, intents={"llm": LLM_NAME, "encoder": ENCODER_NAME,
                                             "r": config["localize"]["r"]})
