@@ -90,3 +90,10 @@ def test_the_plan_asks_for_a_tuned_pairs_table_per_tuned_variant():
     assert len(plan.tuned_pair_runs(config, "d", "llm4sbr-items")) == 8
     config["train"]["variants"].remove("base-tuned")
     assert plan.tuned_pairs(config) == []
+
+
+def test_every_searchable_key_has_a_label_in_search_order():
+    from llm4sbr_core.report import tuned
+    from llm4sbr_core.train.tuning import SEARCHABLE
+
+    assert tuple(tuned._SHORT) == SEARCHABLE

@@ -19,7 +19,6 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InvalidInputError
-from ..train.tuning import SEARCHABLE
 from ..variants import TUNED_SUFFIX
 from .render import Section, Table, fmt_pm, mean_std, selection_note
 from .runs import load_runs
@@ -37,7 +36,7 @@ from .significance import (
 )
 
 DEFAULT_METRICS: tuple[str, ...] = ("P@5", "P@20", "MRR@5", "MRR@20", "NDCG@20")
-#: how the searched keys are printed
+#: how the searched keys (train/tuning.py's SEARCHABLE) are printed, in their order
 _SHORT = {"lr": "lr", "lr_step": "step", "lr_gamma": "γ", "weight_decay": "wd", "tau": "τ"}
 
 
@@ -53,7 +52,7 @@ def searched_setting(paths: Sequence[str]) -> str:
         raise InvalidInputError("the seeds of one -tuned variant trained with different "
                                 "selections (re-run them after the search)", paths[0])
     config, budget = records[0]["selected"]["config"], records[0]["budget"]
-    return (", ".join(f"{_SHORT[k]} {config[k]:g}" for k in SEARCHABLE if k in config)
+    return (", ".join(f"{_SHORT[k]} {config[k]:g}" for k in _SHORT if k in config)
             + f" (best of {budget})")
 
 
