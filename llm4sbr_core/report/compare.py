@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InvalidInputError
-from .render import Section, Table, fmt_pm, mean_std, selection_note
+from .render import Section, Table, seed_summary, selection_note
 from .runs import load_runs
 from .significance import (
     DETERMINISTIC_BACKBONES,
@@ -32,6 +32,7 @@ from .significance import (
     assess_family,
     compare_sides,
     family_notes,
+    untested_cells,
 )
 
 DEFAULT_METRICS: tuple[str, ...] = ("P@5", "P@20", "MRR@5", "MRR@20", "NDCG@20")
@@ -95,17 +96,14 @@ def variant_comparison(metrics_paths: Iterable[str | Path], reference: str = "ba
     by_comparison = {id(c): t for c, t in zip(comparisons, tests, strict=True)}
     rows, peer_rows, test_rows, data = [], {}, [], []
     for backbone, run_backbone, variant, name, g, comparison in entries:
-        stats = {m: mean_std(g[m]) for m in shown}
-        row = [run_backbone, variant, str(len(g)),
-               *[fmt_pm(100 * stats[m][0], 100 * stats[m][1], stats[m][2]) for m in metrics]]
+        cells, fields = seed_summary(g, metrics, shown)
+        row = [run_backbone, variant, str(len(g)), *cells]
         if run_backbone == backbone:
             rows.append(row)
         else:  # a peer's runs are the same beside every backbone: one row, after them all
             peer_rows.setdefault((run_backbone, variant), row)
         record: dict = {"backbone": backbone, "run_backbone": run_backbone,
-                        "variant": variant, "seeds": len(g)}
-        for m in shown:
-            record[f"{m}_mean"], record[f"{m}_std"] = 100 * stats[m][0], 100 * stats[m][1]
+                        "variant": variant, "seeds": len(g), **fields}
         if comparison is not None:
             pairing = comparison.pairing
             record.update({
@@ -120,8 +118,7 @@ def variant_comparison(metrics_paths: Iterable[str | Path], reference: str = "ba
                     record.update(per_metric[m].record(f"{m}_"))
                     test_rows.append([backbone, name, m, *per_metric[m].cells()])
             if not per_metric:
-                test_rows.append([backbone, name, "—", str(len(pairing.pairs)),
-                                  *["—"] * 5, "not tested (see the notes)"])
+                test_rows.append([backbone, name, *untested_cells(len(pairing.pairs))])
         data.append(record)
 
     warnings, test_notes = family_notes(

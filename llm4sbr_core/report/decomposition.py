@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..errors import InvalidInputError
 from .plan import DECOMPOSITION_SOURCES
-from .render import Section, Table, fmt_pm, mean_std, selection_note
+from .render import Section, Table, seed_summary, selection_note
 from .runs import load_runs
 from .significance import (
     EQUIVALENCE_MARGINS_PP,
@@ -43,6 +43,7 @@ from .significance import (
     assess_family,
     compare_sides,
     family_notes,
+    untested_cells,
 )
 
 
@@ -105,13 +106,9 @@ def decomposition_table(metrics_paths: Iterable[str | Path], backbone: str,
     rows, data = [], []
     for v in shown:
         g = by_variant[v]
-        stats = {m: mean_std(g[m]) for m in dict.fromkeys([*metrics, *tested])}
-        rows.append([v, str(len(g)), *[fmt_pm(100 * stats[m][0], 100 * stats[m][1],
-                                               stats[m][2]) for m in metrics]])
-        record = {"backbone": backbone, "variant": v, "seeds": len(g)}
-        for m, (mean, std, _) in stats.items():
-            record[f"{m}_mean"], record[f"{m}_std"] = 100 * mean, 100 * std
-        data.append(record)
+        cells, fields = seed_summary(g, metrics, tested)
+        rows.append([v, str(len(g)), *cells])
+        data.append({"backbone": backbone, "variant": v, "seeds": len(g), **fields})
     step_rows = []
     for (a, b, what), comparison, per_metric in zip(done_steps, comparisons, tests,
                                                     strict=True):
@@ -121,8 +118,8 @@ def decomposition_table(metrics_paths: Iterable[str | Path], backbone: str,
                 data.append({"backbone": backbone, "step": f"{b} - {a}", "measures": what,
                              "metric": m, **per_metric[m].record()})
         if not per_metric:
-            step_rows.append([f"{b} − {a}", what, "—", str(len(comparison.pairing.pairs)),
-                              *["—"] * 5, "not tested (see the notes)"])
+            step_rows.append([f"{b} − {a}", what,
+                              *untested_cells(len(comparison.pairing.pairs))])
     labels = [f"{b} − {a}" for a, b, _ in done_steps]
     warnings, test_notes = family_notes(
         comparisons, tests, labels, "A",

@@ -159,6 +159,19 @@ def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
     return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0, int(x.size)
 
 
+def seed_summary(runs: pd.DataFrame, metrics: Sequence[str], shown: Iterable[str]
+                 ) -> tuple[list[str], dict[str, float]]:
+    """The runs of one variant summarised over seeds: the display cells of ``metrics``
+    (mean ± std, in %) and the CSV fields ``{m}_mean``, ``{m}_std`` of every metric of
+    ``shown`` (which includes ``metrics``)."""
+    stats = {m: mean_std(runs[m]) for m in dict.fromkeys([*metrics, *shown])}
+    cells = [fmt_pm(100 * stats[m][0], 100 * stats[m][1], stats[m][2]) for m in metrics]
+    fields: dict[str, float] = {}
+    for m, (mean, std, _) in stats.items():
+        fields[f"{m}_mean"], fields[f"{m}_std"] = 100 * mean, 100 * std
+    return cells, fields
+
+
 def fmt_pm(mean: float, std: float, n: int, digits: int = 2) -> str:
     """``"12.34 ± 0.56"``; one seed prints the mean alone; no value prints a dash."""
     if n == 0 or math.isnan(mean):

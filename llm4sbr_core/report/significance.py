@@ -70,6 +70,13 @@ MAX_MDD_PP = 5.0
 #: The display columns of one test (after the columns naming the comparison).
 TEST_HEADER: tuple[str, ...] = ("metric", "seed pairs", "Δ pp [95 % CI]", "Δ %", "p",
                                 "p (Holm)", "MDD pp", "verdict")
+
+
+def untested_cells(seed_pairs: int) -> list[str]:
+    """The cells of :data:`TEST_HEADER` for a comparison that could not be tested."""
+    return ["—", str(seed_pairs), *["—"] * 5, "not tested (see the notes)"]
+
+
 #: The CSV fields of one test (:meth:`Tested.record`), in order.
 TEST_FIELDS: tuple[str, ...] = (
     "mean_diff", "ci_low", "ci_high", "change_pct", "p", "p_holm", "holm_family", "margin",

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import InvalidInputError
 from ..variants import TUNED_SUFFIX
-from .render import Section, Table, fmt_pm, mean_std, selection_note
+from .render import Section, Table, seed_summary, selection_note
 from .runs import load_runs
 from .significance import (
     EQUIVALENCE_MARGINS_PP,
@@ -33,6 +33,7 @@ from .significance import (
     assess_family,
     compare_sides,
     family_notes,
+    untested_cells,
 )
 
 DEFAULT_METRICS: tuple[str, ...] = ("P@5", "P@20", "MRR@5", "MRR@20", "NDCG@20")
@@ -80,15 +81,11 @@ def tuned_pairs_table(metrics_paths: Iterable[str | Path], variant: str = "llm4s
                 continue
             g = by_variant[v]
             seeds.append(len(g))
-            stats = {m: mean_std(g[m]) for m in dict.fromkeys([*metrics, *tested])}
             setting = searched_setting(list(g["path"]))
-            rows.append([backbone, v, str(len(g)), setting,
-                         *[fmt_pm(100 * stats[m][0], 100 * stats[m][1], stats[m][2])
-                           for m in metrics]])
-            record = {"backbone": backbone, "variant": v, "seeds": len(g), "setting": setting}
-            for m, (mean, std, _) in stats.items():
-                record[f"{m}_mean"], record[f"{m}_std"] = 100 * mean, 100 * std
-            data.append(record)
+            cells, fields = seed_summary(g, metrics, tested)
+            rows.append([backbone, v, str(len(g)), setting, *cells])
+            data.append({"backbone": backbone, "variant": v, "seeds": len(g),
+                         "setting": setting, **fields})
         for recipe, (a, b) in (("shared recipe", names[:2]), ("tuned", names[2:])):
             if a in by_variant and b in by_variant:
                 comparisons.append(compare_sides(
@@ -106,9 +103,8 @@ def tuned_pairs_table(metrics_paths: Iterable[str | Path], variant: str = "llm4s
                 data.append({"backbone": backbone, "recipe": recipe, "step": f"{b} - {a}",
                              "metric": m, **per_metric[m].record()})
         if not per_metric:
-            step_rows.append([backbone, recipe, f"{b} − {a}", "—",
-                              str(len(comparison.pairing.pairs)), *["—"] * 5,
-                              "not tested (see the notes)"])
+            step_rows.append([backbone, recipe, f"{b} − {a}",
+                              *untested_cells(len(comparison.pairing.pairs))])
     warnings, test_notes = family_notes(
         comparisons, tests, labels, "base",
         f"B = `{variant}`, A = `base` of the same backbone and recipe", tested, margins_pp,

@@ -102,16 +102,13 @@ def trial_grid(train: Mapping[str, Any] | None, variant: str) -> TrialGrid:
                           f"{spec.untuned!r}: the space {sorted(space)} has no key it uses")
     grid = [dict(zip(keys, values, strict=True))
             for values in itertools.product(*(space[k] for k in keys))]
-    trials = int(tuning["trials"])
-    if trials < len(grid):
+    grid_size, trials = len(grid), int(tuning["trials"])
+    if trials < grid_size:
         # The draw depends on the seed and the searched keys only, so variants that search
         # the same keys (base and wo_au; every tau-weighted variant) try the same points.
         rng = random.Random(f"{tuning['seed']}:{','.join(keys)}")
         grid = [grid[i] for i in sorted(rng.sample(range(len(grid)), trials))]
-    total = 1
-    for k in keys:
-        total *= len(space[k])
-    return TrialGrid(spec.untuned, {k: list(space[k]) for k in keys}, tuple(grid), total,
+    return TrialGrid(spec.untuned, {k: list(space[k]) for k in keys}, tuple(grid), grid_size,
                      int(tuning["seed"]))
 
 
