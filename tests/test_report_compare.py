@@ -141,8 +141,8 @@ def test_a_seed_missing_on_one_side_drops_its_pair(tmp_path):
     assert row["P@20_p"] == pytest.approx(expected.p)
     assert row["P@20_seed_pairs"] == 2
     md = table.markdown()
-    assert "Dropped, without a partner seed: srgnn llm4sbr seed 3 (no such `base` seed); " \
-           "`base` seed 2 against srgnn llm4sbr (no such srgnn llm4sbr seed)." in md
+    assert "Dropped, without a partner seed: srgnn llm4sbr: B seed 3 (no `base` partner); " \
+           "srgnn llm4sbr: `base` seed 2 (no B partner)." in md
     assert "2–3 seed pairs per comparison" in md
     # no seed in common: no test, and the note says so
     lone = variant_comparison(_grid(tmp_path / "lone", better_seeds=(5,)),

@@ -51,6 +51,14 @@ def test_missing_variants_are_named_and_their_steps_skipped(tmp_path):
     assert any("Not run" in n and "wo_au" in n for n in table.notes)
 
 
+def test_a_step_with_unpartnered_seeds_names_its_side(tmp_path):
+    paths = (grid(tmp_path, ["base"], {}, seeds=range(3))
+             + grid(tmp_path, ["llm4sbr"], {"llm4sbr": 20}, seeds=[2]))
+    table = decomposition_table(paths, "srgnn", n_resamples=300)
+    (pairs,) = [n for n in table.notes if n.startswith("Pairs:")]
+    assert "llm4sbr − base: `A` seeds 0, 1 (no B partner)" in pairs
+
+
 def test_the_plan_asks_for_a_decomposition_per_backbone_once_wo_au_is_configured():
     config = {"localize": {"r": 5},
               "train": {"backbones": ["srgnn", "gru4rec"], "seeds": [0, 1],

@@ -381,12 +381,14 @@ def family_notes(comparisons: Sequence[Comparison], tested: Sequence[Mapping[str
                f"{'' if pairs and max(pairs) == 1 else 's'} per comparison.")
     dropped = []
     for c, label in zip(comparisons, labels, strict=True):
+        # One wording for both kinds of label: a row's variant ("srgnn llm4sbr" against
+        # `base`) and a step ("llm4sbr − base", its sides called B and `A`).
         if c.pairing.dropped_b:
-            dropped.append(f"{label} {_seeds(c.pairing.dropped_b)} (no such `{reference}` "
-                           f"seed)")
+            dropped.append(f"{label}: B {_seeds(c.pairing.dropped_b)} (no `{reference}` "
+                           f"partner)")
         if c.pairing.dropped_a:
-            dropped.append(f"`{reference}` {_seeds(c.pairing.dropped_a)} against {label} "
-                           f"(no such {label} seed)")
+            dropped.append(f"{label}: `{reference}` {_seeds(c.pairing.dropped_a)} (no B "
+                           f"partner)")
     if dropped:
         pairing += " Dropped, without a partner seed: " + "; ".join(dropped) + "."
     unpaired = [label for c, label in zip(comparisons, labels, strict=True)
