@@ -15,6 +15,7 @@ from report_synthetic import write_run
 
 N_SAMPLES, N_SESSIONS = 400, 200
 SELECTED = {"lr": 0.003, "lr_step": 10, "weight_decay": 0.0, "tau": 0.3}
+SEARCH_VALID = 0.5  # the winning trial's validation MRR@20, above every seed's
 
 
 def runs(tmp_path, gain, backbones=("srgnn", "gru4rec"), seeds=range(3)):
@@ -28,11 +29,13 @@ def runs(tmp_path, gain, backbones=("srgnn", "gru4rec"), seeds=range(3)):
             for s in seeds:
                 ranks = np.clip(base - g + rng.integers(-2, 3, size=N_SAMPLES), 1, None)
                 path = write_run(tmp_path, backbone, v, s, ranks, session_ids=sessions)
+                m = json.loads(path.read_text())
+                m["data"] = {"valid_samples": 550}
                 if v.endswith("-tuned"):
-                    m = json.loads(path.read_text())
                     config = {k: SELECTED[k] for k in SELECTED if k != "tau" or "llm" in v}
-                    m["tuning"] = {"budget": 8, "selected": {"trial": 3, "config": config}}
-                    path.write_text(json.dumps(m))
+                    m["tuning"] = {"budget": 8, "selected": {"trial": 3, "config": config,
+                                                             "valid": SEARCH_VALID}}
+                path.write_text(json.dumps(m))
                 paths.append(path)
     return paths
 
@@ -47,6 +50,13 @@ def test_each_recipe_is_tested_and_the_search_is_shown(tmp_path):
     assert settings[("srgnn", "base")] == "shared recipe"
     assert settings[("srgnn", "llm4sbr-tuned")] == "lr 0.003, step 10, wd 0, τ 0.3 (best of 8)"
     assert settings[("srgnn", "base-tuned")] == "lr 0.003, step 10, wd 0 (best of 8)"
+    valid = {(r[0], r[1]): r[4] for r in table.rows}
+    seeds_mean = 100 * np.mean([json.loads(p.read_text())["valid"]["MRR@20"]
+                                for p in tmp_path.glob("results/*/runs/srgnn/base-tuned/*/"
+                                                       "metrics.json")])
+    assert valid[("srgnn", "base-tuned")].startswith(f"50.00 → {seeds_mean:.2f} ± ")
+    assert "→" not in valid[("srgnn", "base")]  # no search under the shared recipe
+    assert "(550 samples)" in " ".join(table.notes)
     (tests,) = table.sections
     verdicts = {(r[0], r[1], r[3]): r[-1] for r in tests.rows}
     assert verdicts[("srgnn", "shared recipe", "P@20")].startswith("llm4sbr better")
