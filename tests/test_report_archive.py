@@ -52,6 +52,14 @@ def test_blocks_are_regenerated_and_checked(tmp_path):
     assert archive.check(md, tmp_path / "archive") != []
 
 
+def test_a_variants_table_can_test_against_another_reference(tmp_path):
+    archive.collect(results(tmp_path), tmp_path / "archive")
+    md = archive.render_block("variants dataset=ml-100k reference=llm4sbr resamples=300",
+                              tmp_path / "archive")
+    assert "Tests against llm4sbr of the same backbone" in md
+    assert "| srgnn | base | P@20 |" in md and "llm4sbr better" in md
+
+
 def test_bad_specs_are_clear_errors(tmp_path):
     with pytest.raises(InvalidInputError, match="unknown kind 'tabel3'"):
         archive.parse_spec("tabel3 dataset=x")

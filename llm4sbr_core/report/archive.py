@@ -16,6 +16,11 @@ what :func:`render_block` gives for the spec in the opening comment::
     ...
     <!-- /table -->
 
+Kinds and their keys: ``variants`` (dataset, backbones, variants, reference — the
+variant every row is tested against, ``base`` by default —, title), ``decomposition``
+(dataset, backbone, source), ``tuned`` (dataset, backbones, variant), ``table3``
+(dataset, backbones, variants), ``table2`` (datasets); each takes ``resamples``.
+
 Commands (``python -m llm4sbr_core.report.archive ...``):
 
     collect RESULTS_DIR [--archive archive] [--datasets d ...]   copy finished runs in
@@ -127,6 +132,7 @@ def _variants(archive: Path, o: Mapping[str, str]) -> Table:
 
     return variant_comparison(archived_runs(archive, o["dataset"], o.get("backbones"),
                                             o.get("variants")),
+                              reference=o.get("reference", "base"),
                               n_resamples=int(o.get("resamples", 10_000)),
                               title=o.get("title", "").replace("_", " ") or None)
 
