@@ -158,7 +158,6 @@ def tuned_pairs_table(metrics_paths: Iterable[str | Path], variant: str = "llm4s
                  pd.DataFrame(data), notes, sections, warnings)
 
 
-
 def _sizes(sizes: set[int]) -> str:
     """"550 samples", or a range when the runs' validation splits differ."""
     if not sizes:
