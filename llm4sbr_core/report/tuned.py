@@ -21,7 +21,7 @@ import pandas as pd
 from ..errors import InvalidInputError
 from ..variants import TUNED_SUFFIX
 from .render import Section, Table, fmt_pm, seed_summary, selection_note
-from .runs import load_runs
+from .runs import load_runs, read_metrics
 from .significance import (
     EQUIVALENCE_MARGINS_PP,
     MAX_MDD_PP,
@@ -44,7 +44,7 @@ _SHORT = {"lr": "lr", "lr_step": "step", "lr_gamma": "γ", "weight_decay": "wd",
 def searched_setting(paths: Sequence[str]) -> str:
     """The configuration a -tuned variant's runs trained with and the search's budget,
     e.g. ``lr 0.003, step 10, wd 0, τ 0.1 (best of 8)``; "shared recipe" otherwise."""
-    return _setting(paths, [json.loads(Path(p).read_text()) for p in paths])
+    return _setting(paths, [read_metrics(p) for p in paths])
 
 
 def _setting(paths: Sequence[str], runs: Sequence[Mapping]) -> str:
@@ -104,7 +104,7 @@ def tuned_pairs_table(metrics_paths: Iterable[str | Path], variant: str = "llm4s
                 continue
             g = by_variant[v]
             seeds.append(len(g))
-            records = [json.loads(Path(p).read_text()) for p in g["path"]]
+            records = [read_metrics(p) for p in g["path"]]
             setting = _setting(list(g["path"]), records)
             valid_cell, valid_fields = validation_scores(records)
             valid_sizes |= {r["data"]["valid_samples"] for r in records
