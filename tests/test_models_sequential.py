@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from llm4sbr_core.data.batches import SessionBatch
 from llm4sbr_core.models import get_backbone
-from llm4sbr_core.models.blocks import keep_last_clicks
+from llm4sbr_core.models.blocks import keep_last_clicks, last_real_state, masked_mean
 from llm4sbr_core.models.gru4rec import GRU4Rec
 from llm4sbr_core.models.sasrec import SASRec
 
@@ -78,6 +78,26 @@ def test_gru4rec_matches_unpadded_gru():
             torch.testing.assert_close(enc.h_local[row], h_n[-1, 0], atol=1e-6, rtol=0)
             torch.testing.assert_close(enc.h_global[row], states[0].mean(0), atol=1e-6,
                                        rtol=0)
+
+
+def test_gru4rec_packed_equals_the_padded_gru_forward_and_backward():
+    """Packing only skips padded steps: the same outputs and gradients (float64) as the
+    GRU run over the whole padded batch, and zeros at the padded positions."""
+    model = build(GRU4Rec, dropout=0.0).double().train()
+    batch = make_batch(SESSIONS, width=9)
+    states = model.click_states(batch)
+    padded = ~batch.mask
+    assert torch.equal(states[padded], torch.zeros_like(states[padded]))
+    enc = model.encode(batch)
+    loss = (enc.h_local.sin().sum() + enc.h_global.cos().sum())
+    packed_grads = torch.autograd.grad(loss, list(model.parameters()))
+    reference_states, _ = model.gru(model.item_embedding(batch.items))
+    reference = (last_real_state(reference_states, batch.lengths).sin().sum()
+                 + masked_mean(reference_states, batch.mask).cos().sum())
+    reference_grads = torch.autograd.grad(reference, list(model.parameters()))
+    torch.testing.assert_close(loss, reference, atol=1e-12, rtol=0)
+    for got, want in zip(packed_grads, reference_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("model_cls", MODELS)

@@ -36,11 +36,12 @@ The two views LLM4SBR needs (paper §4.2, eqs. 10-12):
   (e.g. NARM's attention) would sit untrained there and would make GRU4Rec a different
   model; under LLM4SBR the fusion weights (eqs. 10-12) learn how much to trust it.
 
-Padding: batches are right-padded (real clicks first). The GRU is run over the padded
-batch as is: a recurrent state at step t only depends on steps ≤ t, so padding AFTER the
-last real click can never reach h_1..h_T; we read h_T at ``lengths − 1`` and mask the
-padded steps out of the mean. This is exact (no packing needed), keeps one fused GRU call
-on GPU, and the padded steps' states are simply discarded.
+Padding: batches are right-padded (real clicks first) and the GRU runs on the PACKED
+batch, so each session is unrolled over its own clicks only. Running the padded batch would
+give the same h_1..h_T (a state at step t only depends on steps ≤ t) but pays for every
+padded step: a batch's width is its longest session, and on Beauty packing halves the GRU's
+forward + backward time on a CPU (BENCHMARKS.md). Padded positions of the returned states
+are zeros; h_T is read at ``lengths − 1`` and the padded steps are masked out of the mean.
 """
 
 from __future__ import annotations
@@ -86,9 +87,12 @@ class GRU4Rec(Backbone):
                 nn.init.zeros_(param)
 
     def click_states(self, batch: SessionBatch) -> torch.Tensor:
-        """[B, L, d] hidden state h_t after each click (meaningless at padded steps)."""
+        """[B, L, d] hidden state h_t after each click (zeros at padded steps)."""
         x = self.embedding_dropout(self.item_embedding(batch.items))
-        states, _ = self.gru(x)  # states at real clicks never see the padding after them
+        packed = nn.utils.rnn.pack_padded_sequence(x, batch.lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        states, _ = nn.utils.rnn.pad_packed_sequence(self.gru(packed)[0], batch_first=True,
+                                                     total_length=x.size(1))
         return states
 
     def encode(self, batch: SessionBatch) -> Encoded:
