@@ -89,7 +89,7 @@ def test_gru4rec_packed_equals_the_padded_gru_forward_and_backward():
     padded = ~batch.mask
     assert torch.equal(states[padded], torch.zeros_like(states[padded]))
     enc = model.encode(batch)
-    loss = (enc.h_local.sin().sum() + enc.h_global.cos().sum())
+    loss = enc.h_local.sin().sum() + enc.h_global.cos().sum()
     packed_grads = torch.autograd.grad(loss, list(model.parameters()))
     reference_states, _ = model.gru(model.item_embedding(batch.items))
     reference = (last_real_state(reference_states, batch.lengths).sin().sum()

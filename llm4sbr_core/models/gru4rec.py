@@ -39,8 +39,8 @@ The two views LLM4SBR needs (paper §4.2, eqs. 10-12):
 Padding: batches are right-padded (real clicks first) and the GRU runs on the PACKED
 batch, so each session is unrolled over its own clicks only. Running the padded batch would
 give the same h_1..h_T (a state at step t only depends on steps ≤ t) but pays for every
-padded step: a batch's width is its longest session, and on Beauty packing halves the GRU's
-forward + backward time on a CPU (BENCHMARKS.md). Padded positions of the returned states
+padded step: a batch's width is its longest session, and on Beauty packing takes a third
+off a whole training step on a CPU (BENCHMARKS.md). Padded positions of the returned states
 are zeros; h_T is read at ``lengths − 1`` and the padded steps are masked out of the mean.
 """
 
