@@ -75,3 +75,27 @@ def test_published_results_agree_with_the_archive():
     diff = archive.check(REPO / "RESULTS.md", REPO / "archive")
     assert not diff, "RESULTS.md differs from the archive; run `make results`:\n" + "\n".join(
         diff[:60])
+
+
+def test_runs_archived_ahead_of_their_table_change_no_table_and_are_listed(tmp_path):
+    """A grid archived run by run stays out of a table whose spec names its backbones,
+    and `check` lists it as read by no table."""
+    archive.collect(results(tmp_path), tmp_path / "archive")
+    md = tmp_path / "RESULTS.md"
+    md.write_text("<!-- table: variants dataset=ml-100k backbones=srgnn resamples=300 -->\n"
+                  "<!-- /table -->\n")
+    assert archive.main(["regenerate", str(md), "--archive", str(tmp_path / "archive")]) == 0
+    assert archive.unpublished(md, tmp_path / "archive") == []
+    pinned = md.read_text()
+    rng = np.random.default_rng(1)
+    write_run(tmp_path, "gcegnn", "base", 0, rng.integers(1, 50, size=300),
+              session_ids=np.arange(300) // 2)
+    archive.collect(tmp_path / "results", tmp_path / "archive")
+    assert archive.check(md, tmp_path / "archive") == []
+    assert md.read_text() == pinned
+    waiting = archive.unpublished(md, tmp_path / "archive")
+    assert waiting == [tmp_path / "archive/ml-100k/runs/gcegnn/base/seed0/metrics.json"]
+    # a spec without backbones= reads the new backbone too
+    md.write_text(pinned.replace(" backbones=srgnn", ""))
+    assert archive.check(md, tmp_path / "archive") != []
+    assert archive.unpublished(md, tmp_path / "archive") == []

@@ -25,7 +25,13 @@ Commands (``python -m llm4sbr_core.report.archive ...``):
 
     collect RESULTS_DIR [--archive archive] [--datasets d ...]   copy finished runs in
     regenerate RESULTS.md [--archive archive]                    rewrite every block
-    check RESULTS.md [--archive archive]                         exit 1 on a difference
+    check RESULTS.md [--archive archive]                         exit 1 on a difference;
+                                                                 list runs no table reads
+
+A table reads the archived runs its spec names (every backbone of the dataset unless
+``backbones=`` is given), so a long grid can be archived run by run as its runs finish
+and enter a table only once the table's spec names its backbone; ``check`` lists the
+archived runs no table reads (:func:`unpublished`).
 """
 
 from __future__ import annotations
@@ -127,46 +133,51 @@ def archived_runs(archive_dir: Path, dataset: str, backbones: str | None = None,
     return paths
 
 
-def _variants(archive: Path, o: Mapping[str, str]) -> Table:
+def block_runs(archive: Path, kind: str, o: Mapping[str, str]) -> list[Path]:
+    """The archived metrics.json files a block of ``kind`` with options ``o`` reads."""
+    if kind == "table2":
+        return []
+    if kind == "decomposition":
+        return archived_runs(archive, o["dataset"], o["backbone"])
+    variants = None if kind == "tuned" else o.get("variants")
+    return archived_runs(archive, o["dataset"], o.get("backbones"), variants)
+
+
+def _variants(runs: list[Path], archive: Path, o: Mapping[str, str]) -> Table:
     from .compare import variant_comparison
 
-    return variant_comparison(archived_runs(archive, o["dataset"], o.get("backbones"),
-                                            o.get("variants")),
-                              reference=o.get("reference", "base"),
+    return variant_comparison(runs, reference=o.get("reference", "base"),
                               n_resamples=int(o.get("resamples", 10_000)),
                               title=o.get("title", "").replace("_", " ") or None)
 
 
-def _decomposition(archive: Path, o: Mapping[str, str]) -> Table:
+def _decomposition(runs: list[Path], archive: Path, o: Mapping[str, str]) -> Table:
     from .decomposition import decomposition_table
 
-    return decomposition_table(archived_runs(archive, o["dataset"], o["backbone"]),
-                               o["backbone"], o.get("source", "llm"),
+    return decomposition_table(runs, o["backbone"], o.get("source", "llm"),
                                n_resamples=int(o.get("resamples", 10_000)))
 
 
-def _tuned(archive: Path, o: Mapping[str, str]) -> Table:
+def _tuned(runs: list[Path], archive: Path, o: Mapping[str, str]) -> Table:
     from .tuned import tuned_pairs_table
 
-    return tuned_pairs_table(archived_runs(archive, o["dataset"], o.get("backbones")),
-                             o.get("variant", "llm4sbr"),
+    return tuned_pairs_table(runs, o.get("variant", "llm4sbr"),
                              n_resamples=int(o.get("resamples", 10_000)))
 
 
-def _table3(archive: Path, o: Mapping[str, str]) -> Table:
+def _table3(runs: list[Path], archive: Path, o: Mapping[str, str]) -> Table:
     from .tables import table3
 
-    return table3(archived_runs(archive, o["dataset"], o.get("backbones"), o.get("variants")),
-                  n_resamples=int(o.get("resamples", 10_000)))
+    return table3(runs, n_resamples=int(o.get("resamples", 10_000)))
 
 
-def _table2(archive: Path, o: Mapping[str, str]) -> Table:
+def _table2(runs: list[Path], archive: Path, o: Mapping[str, str]) -> Table:
     from .tables import table2
 
     return table2([archive / d / "data" / "stats.json" for d in o["datasets"].split(",")])
 
 
-RENDERERS: dict[str, Callable[[Path, Mapping[str, str]], Table]] = {
+RENDERERS: dict[str, Callable[[list[Path], Path, Mapping[str, str]], Table]] = {
     "variants": _variants, "decomposition": _decomposition, "table3": _table3,
     "table2": _table2, "tuned": _tuned,
 }
@@ -176,7 +187,8 @@ def render_block(spec: str, archive_dir: str | Path = ARCHIVE_ROOT) -> str:
     """The Markdown of one generated block: the table with its headings moved four
     levels down (it sits inside a RESULTS.md section)."""
     kind, options = parse_spec(spec)
-    markdown = RENDERERS[kind](Path(archive_dir), options).markdown()
+    archive = Path(archive_dir)
+    markdown = RENDERERS[kind](block_runs(archive, kind, options), archive, options).markdown()
     return re.sub(r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 3) + " ", markdown,
                   flags=re.M)
 
@@ -194,6 +206,18 @@ def check(results_md: str | Path, archive_dir: str | Path = ARCHIVE_ROOT) -> lis
     return list(difflib.unified_diff(text.splitlines(), regenerated(text, archive_dir)
                                      .splitlines(), str(results_md), "from the archive",
                                      lineterm=""))
+
+
+def unpublished(results_md: str | Path, archive_dir: str | Path = ARCHIVE_ROOT) -> list[Path]:
+    """The archived runs that no generated block of ``results_md`` reads: a grid whose
+    finished runs are archived as they finish (a long grid outlives a working session)
+    before the tables that will read it are written."""
+    archive = Path(archive_dir)
+    read: set[Path] = set()
+    for match in _BLOCK.finditer(Path(results_md).read_text()):
+        kind, options = parse_spec(match.group("spec"))
+        read.update(block_runs(archive, kind, options))
+    return sorted(set(archive.glob(f"*/runs/*/*/seed*/{METRICS_FILE}")) - read)
 
 
 # --------------------------------------------------------------------------- command
@@ -222,6 +246,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     diff = check(args.results_md, args.archive)
     print("\n".join(diff) if diff else f"{args.results_md} agrees with {args.archive}")
+    waiting = unpublished(args.results_md, args.archive)
+    if waiting:
+        print(f"{len(waiting)} archived runs are read by no table of {args.results_md}: "
+              + ", ".join(str(p.parent.relative_to(args.archive)) for p in waiting))
     return 1 if diff else 0
 
 
