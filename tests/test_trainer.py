@@ -25,7 +25,7 @@ from llm4sbr_core.train.intents import (
     run_intents,
     shuffled_within_splits,
 )
-from llm4sbr_core.train.outputs import TIMING_KEYS, RunOutputs, without_timing
+from llm4sbr_core.train.outputs import TIMING_KEYS, RunOutputs, cpu_model, without_timing
 from llm4sbr_core.train.run import (
     RunInputs,
     load_training_graph,
@@ -382,6 +382,7 @@ def test_outputs_follow_the_contract(data, tmp_path):
     assert "backbones" not in config and "seeds" not in config
     runtime = on_disk["runtime"]
     assert runtime["device"] == "cpu" and runtime["peak_memory_mb"]["host"] > 0
+    assert runtime["cpu"] == cpu_model()
     ranks = ranks_of(tmp_path)
     assert ranks.column_names == ["sample_id", "session_id", "rank"]
     test = load_samples(data / "test.parquet")
@@ -397,6 +398,17 @@ def test_outputs_follow_the_contract(data, tmp_path):
     assert set(state["rng"]) >= {"torch", "numpy", "python", "generator"}
     model = Tiny(N_ITEMS, 16)
     model.load_state_dict(state["model"])
+
+
+def test_cpu_model_is_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n"
+                       "model name\t: AMD EPYC 9R14 96-Core Processor\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC 9R14 96-Core Processor\n")
+    assert cpu_model(cpuinfo) == "AMD EPYC 9R14 96-Core Processor"
+    # Without /proc/cpuinfo (macOS, a sandbox) the platform's answer, never an error.
+    import platform
+    assert cpu_model(tmp_path / "missing") == (platform.processor() or None)
 
 
 def test_eval_batch_size_does_not_change_ranks(data, tmp_path):

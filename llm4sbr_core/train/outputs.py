@@ -75,9 +75,26 @@ def without_timing(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if k not in TIMING_KEYS}
 
 
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; ``platform.processor()`` elsewhere).
+
+    Recorded because float results on CPU can differ between CPU families (vector
+    instruction sets change summation order), so two runs with one commit and one
+    setting are comparable bit for bit only on the same model."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as lines:
+            for line in lines:
+                key, sep, value = line.partition(":")
+                if sep and key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
     """What metrics.json's ``runtime`` records of the machine a run ran on."""
-    return {"device": str(device), "torch": torch.__version__,
+    return {"device": str(device), "cpu": cpu_model(), "torch": torch.__version__,
             "python": platform.python_version(), "threads": torch.get_num_threads()}
 
 
