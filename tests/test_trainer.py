@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from torch import nn
 from llm4sbr_core.config import load_config
 from llm4sbr_core.data.batches import SampleTensors, SessionBatch, load_samples
 from llm4sbr_core.errors import ConfigError
+from llm4sbr_core.machine import cpu_model
 from llm4sbr_core.metrics import metrics_from_ranks
 from llm4sbr_core.models import BACKBONE_PATHS, Backbone, Encoded, get_backbone
 from llm4sbr_core.models.build import build_model
@@ -25,7 +27,7 @@ from llm4sbr_core.train.intents import (
     run_intents,
     shuffled_within_splits,
 )
-from llm4sbr_core.train.outputs import TIMING_KEYS, RunOutputs, cpu_model, without_timing
+from llm4sbr_core.train.outputs import TIMING_KEYS, RunOutputs, without_timing
 from llm4sbr_core.train.run import (
     RunInputs,
     load_training_graph,
@@ -407,8 +409,8 @@ def test_cpu_model_is_read_from_cpuinfo(tmp_path):
                        "processor\t: 1\nmodel name\t: AMD EPYC 9R14 96-Core Processor\n")
     assert cpu_model(cpuinfo) == "AMD EPYC 9R14 96-Core Processor"
     # Without /proc/cpuinfo (macOS, a sandbox) the platform's answer, never an error.
-    import platform
-    assert cpu_model(tmp_path / "missing") == (platform.processor() or None)
+    assert cpu_model(tmp_path / "missing") == (platform.processor() or platform.machine()
+                                               or "unknown CPU")
 
 
 def test_eval_batch_size_does_not_change_ranks(data, tmp_path):

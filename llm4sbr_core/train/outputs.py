@@ -34,6 +34,7 @@ from ..data.batches import SampleTensors
 from ..errors import InvalidInputError
 from ..io import AtomicFiles
 from ..layout import METRICS_FILE, MODEL_FILE, RANKS_FILE
+from ..machine import cpu_model
 
 #: Keys of metrics.json that hold wall-clock measurements or where and with what a run
 #: ran; everything else is identical for two CPU runs with the same settings, seed and
@@ -75,25 +76,10 @@ def without_timing(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if k not in TIMING_KEYS}
 
 
-def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
-    """The CPU's model name (Linux ``/proc/cpuinfo``; ``platform.processor()`` elsewhere).
-
-    Recorded because float results on CPU can differ between CPU families (vector
-    instruction sets change summation order), so two runs with one commit and one
-    setting are comparable bit for bit only on the same model."""
-    try:
-        with open(cpuinfo, encoding="utf-8") as lines:
-            for line in lines:
-                key, sep, value = line.partition(":")
-                if sep and key.strip() == "model name" and value.strip():
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
 def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
-    """What metrics.json's ``runtime`` records of the machine a run ran on."""
+    """What metrics.json's ``runtime`` records of the machine a run ran on. The CPU model
+    is there because another CPU family may sum floats in another order: runs of one
+    commit and one setting are equal bit for bit only on the same model."""
     return {"device": str(device), "cpu": cpu_model(), "torch": torch.__version__,
             "python": platform.python_version(), "threads": torch.get_num_threads()}
 
